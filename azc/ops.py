@@ -1,0 +1,332 @@
+"""The op table: the one place that knows each of AutoML-Zero's 65 ops.
+
+Every other stage reads this table: the parser and printer take an op's `form`, the reference
+executor its `fn`, the mutator its operand kinds and data rules, the train budget its `cost`.
+Ids, semantics and costs follow the original C++ implementation (google-research/automl_zero,
+instruction.h, executor.h and compute_cost.cc), including its quirks: scalar heaviside tests
+`>= 0` but vector/matrix heaviside `> 0`, op 35 computes column norms, st.dev is
+sqrt(E[x^2] - E[x]^2), and a uniform draw with low >= high returns low without drawing.
+
+Operand kinds are "s" (scalar), "v" (vector of F) and "m" (F x F matrix, row-major).
+A form is the instruction's text with `{out}`, `{a}`, `{b}` for addresses and `{d0}`..`{d2}`
+for constant data; it is both how the printer writes an op and how the parser recognises it.
+"""
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+S, V, M = "s", "v", "m"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One op: its identity, operand kinds, spelling, data, cost and NumPy semantics."""
+
+    id: int
+    name: str  # the original's enum name, without the _OP suffix
+    out: str | None  # kind of the address written, None for the no-op
+    ins: tuple[str, ...]  # kinds of the addresses read, in1 then in2
+    form: str
+    data: str | None  # how constant data is drawn and mutated; see draw_data
+    cost: int  # compute_cost.cc units, used by the train budget
+    fn: Callable  # fn(a, b, old, data, F, rng) -> new value of out
+    commutative: bool = False  # exactly commutative in IEEE arithmetic, NaN included
+
+    @property
+    def random(self) -> bool:
+        """Whether executing the op draws random numbers."""
+        return self.data in ("uniform", "gaussian")
+
+    @property
+    def arity(self) -> int:
+        return len(self.ins)
+
+    @property
+    def data_size(self) -> int:
+        return DATA_SIZES[self.data]
+
+
+# Constant data per data kind: how many numbers, and which of them are float32 in the original.
+# "const" is a double (activation_data); every other field is float32 (float_data_0..2).
+DATA_SIZES = {None: 0, "const": 1, "vindex": 2, "mindex": 3, "uniform": 2, "gaussian": 2}
+
+
+def f32(x: float) -> float:
+    """Round a Python float to the nearest float32, as the original stores float_data."""
+    return float(np.float32(x))
+
+
+def index(fraction: float, F: int) -> int:
+    """Position in a vector or matrix from the F-independent fraction in [0, 1)."""
+    return int(np.float32(fraction) * np.float32(F))
+
+
+# --- semantics helpers -------------------------------------------------------------------------
+# Scalars arrive as np.float64 so IEEE rules hold (1/0 = inf, log(0) = -inf); the caller runs
+# under np.errstate(all="ignore").
+
+
+def _heaviside_s(a):
+    return np.float64(1.0 if a >= 0 else 0.0)
+
+
+def _heaviside(x):
+    return (x > 0).astype(np.float64)
+
+
+def _min_std(a, b):  # std::min and Eigen's cwiseMin: NaN in b gives a
+    return np.where(b < a, b, a)
+
+
+def _max_std(a, b):  # std::max and Eigen's cwiseMax: NaN in b gives a
+    return np.where(a < b, b, a)
+
+
+def _min_m(a, b):  # the matrix op is written "a < b ? a : b": NaN in either gives b
+    return np.where(a < b, a, b)
+
+
+def _max_m(a, b):  # "a > b ? a : b"
+    return np.where(a > b, a, b)
+
+
+def _mean(x):
+    return np.sum(x) / x.size
+
+
+def _std(x):
+    mean = _mean(x)
+    return np.sqrt(np.sum(x * x) / x.size - mean * mean)
+
+
+def _row_std(m):
+    F = m.shape[1]
+    mean = np.sum(m, axis=1) / F
+    return np.sqrt(np.sum(m * m, axis=1) / F - mean * mean)
+
+
+def _set_vector(old, data, F):
+    new = old.copy()
+    new[index(data[0], F)] = data[1]
+    return new
+
+
+def _set_matrix(old, data, F):
+    new = old.copy()
+    new[index(data[0], F), index(data[1], F)] = data[2]
+    return new
+
+
+def _uniform(data, shape, rng):
+    low, high = data
+    if not low < high:  # absl::Uniform returns the lower bound of an empty interval
+        return np.full(shape, low) if shape else np.float64(low)
+    draws = [rng.uniform(low, high) for _ in range(math.prod(shape))]
+    return np.array(draws).reshape(shape) if shape else np.float64(draws[0])
+
+
+def _gaussian(data, shape, rng):
+    mean, sd = data
+    draws = [rng.gaussian(mean, sd) for _ in range(math.prod(shape))]
+    return np.array(draws).reshape(shape) if shape else np.float64(draws[0])
+
+
+def _unary(f):
+    return lambda a, b, old, data, F, rng: f(a)
+
+
+def _binary(f):
+    return lambda a, b, old, data, F, rng: f(a, b)
+
+
+def _shaped(kind, F):
+    return {S: (), V: (F,), M: (F, F)}[kind]
+
+
+def _random_set(sampler, kind):
+    return lambda a, b, old, data, F, rng: sampler(data, _shaped(kind, F), rng)
+
+
+# --- the table ---------------------------------------------------------------------------------
+# (id, name, out, ins, form, data, cost, fn[, commutative])
+
+_u, _b = _unary, _binary
+_TABLE = [
+    (0, "NO_OP", None, (), "pass", None, 3013921, None),
+    (1, "SCALAR_SUM", S, (S, S), "{out} = {a} + {b}", None, 4703759, _b(np.add), True),
+    (2, "SCALAR_DIFF", S, (S, S), "{out} = {a} - {b}", None, 5102027, _b(np.subtract)),
+    (3, "SCALAR_PRODUCT", S, (S, S), "{out} = {a} * {b}", None, 4418347, _b(np.multiply), True),
+    (4, "SCALAR_DIVISION", S, (S, S), "{out} = {a} / {b}", None, 3963916, _b(np.divide)),
+    (5, "SCALAR_ABS", S, (S,), "{out} = abs({a})", None, 3684352, _u(np.abs)),
+    (6, "SCALAR_RECIPROCAL", S, (S,), "{out} = 1 / {a}", None, 4212086, _u(np.reciprocal)),
+    (7, "SCALAR_SIN", S, (S,), "{out} = sin({a})", None, 7538523, _u(np.sin)),
+    (8, "SCALAR_COS", S, (S,), "{out} = cos({a})", None, 7452807, _u(np.cos)),
+    (9, "SCALAR_TAN", S, (S,), "{out} = tan({a})", None, 7583203, _u(np.tan)),
+    (10, "SCALAR_ARCSIN", S, (S,), "{out} = arcsin({a})", None, 9145616, _u(np.arcsin)),
+    (11, "SCALAR_ARCCOS", S, (S,), "{out} = arccos({a})", None, 7673039, _u(np.arccos)),
+    (12, "SCALAR_ARCTAN", S, (S,), "{out} = arctan({a})", None, 9273978, _u(np.arctan)),
+    (13, "SCALAR_EXP", S, (S,), "{out} = exp({a})", None, 11755929, _u(np.exp)),
+    (14, "SCALAR_LOG", S, (S,), "{out} = log({a})", None, 11627725, _u(np.log)),
+    (15, "SCALAR_HEAVYSIDE", S, (S,), "{out} = heaviside({a})", None, 4057075, _u(_heaviside_s)),
+    (16, "VECTOR_HEAVYSIDE", V, (V,), "{out} = heaviside({a})", None, 3965743, _u(_heaviside)),
+    (17, "MATRIX_HEAVYSIDE", M, (M,), "{out} = heaviside({a})", None, 6728311, _u(_heaviside)),
+    (18, "SCALAR_VECTOR_PRODUCT", V, (S, V), "{out} = {a} * {b}", None, 3705015,
+     _b(np.multiply)),
+    (19, "SCALAR_BROADCAST", V, (S,), "{out} = bcast({a})", None, 4165814,
+     lambda a, b, old, data, F, rng: np.full(F, a)),
+    (20, "VECTOR_RECIPROCAL", V, (V,), "{out} = 1 / {a}", None, 6311851, _u(np.reciprocal)),
+    (21, "VECTOR_NORM", S, (V,), "{out} = norm({a})", None, 4810562,
+     _u(lambda v: np.sqrt(np.sum(v * v)))),
+    (22, "VECTOR_ABS", V, (V,), "{out} = abs({a})", None, 3713533, _u(np.abs)),
+    (23, "VECTOR_SUM", V, (V, V), "{out} = {a} + {b}", None, 4701519, _b(np.add), True),
+    (24, "VECTOR_DIFF", V, (V, V), "{out} = {a} - {b}", None, 4165747, _b(np.subtract)),
+    (25, "VECTOR_PRODUCT", V, (V, V), "{out} = {a} * {b}", None, 4504555, _b(np.multiply), True),
+    (26, "VECTOR_DIVISION", V, (V, V), "{out} = {a} / {b}", None, 4556237, _b(np.divide)),
+    (27, "VECTOR_INNER_PRODUCT", S, (V, V), "{out} = dot({a}, {b})", None, 4294617,
+     _b(lambda a, b: np.sum(a * b)), True),
+    (28, "VECTOR_OUTER_PRODUCT", M, (V, V), "{out} = outer({a}, {b})", None, 9833707,
+     _b(np.outer)),
+    (29, "SCALAR_MATRIX_PRODUCT", M, (S, M), "{out} = {a} * {b}", None, 5986302,
+     _b(np.multiply)),
+    (30, "MATRIX_RECIPROCAL", M, (M,), "{out} = 1 / {a}", None, 24336141, _u(np.reciprocal)),
+    (31, "MATRIX_VECTOR_PRODUCT", V, (M, V), "{out} = {a} @ {b}", None, 9310002,
+     _b(lambda m, v: np.sum(m * v, axis=1))),
+    (32, "VECTOR_COLUMN_BROADCAST", M, (V,), "{out} = bcast_cols({a})", None, 10993088,
+     lambda a, b, old, data, F, rng: np.repeat(a[:, None], F, axis=1)),
+    (33, "VECTOR_ROW_BROADCAST", M, (V,), "{out} = bcast_rows({a})", None, 11087322,
+     lambda a, b, old, data, F, rng: np.repeat(a[None, :], F, axis=0)),
+    (34, "MATRIX_NORM", S, (M,), "{out} = norm({a})", None, 6422746,
+     _u(lambda m: np.sqrt(np.sum(m * m)))),
+    (35, "MATRIX_COLUMN_NORM", V, (M,), "{out} = norm({a}, axis=0)", None, 6682187,
+     _u(lambda m: np.sqrt(np.sum(m * m, axis=0)))),
+    (36, "MATRIX_ROW_NORM", V, (M,), "{out} = norm({a}, axis=1)", None, 13351123,
+     _u(lambda m: np.sqrt(np.sum(m * m, axis=1)))),
+    (37, "MATRIX_TRANSPOSE", M, (M,), "{out} = transpose({a})", None, 9394756,
+     _u(lambda m: m.T.copy())),
+    (38, "MATRIX_ABS", M, (M,), "{out} = abs({a})", None, 4630926, _u(np.abs)),
+    (39, "MATRIX_SUM", M, (M, M), "{out} = {a} + {b}", None, 5579381, _b(np.add), True),
+    (40, "MATRIX_DIFF", M, (M, M), "{out} = {a} - {b}", None, 5429452, _b(np.subtract)),
+    (41, "MATRIX_PRODUCT", M, (M, M), "{out} = {a} * {b}", None, 5475227, _b(np.multiply), True),
+    (42, "MATRIX_DIVISION", M, (M, M), "{out} = {a} / {b}", None, 18234378, _b(np.divide)),
+    (43, "MATRIX_MATRIX_PRODUCT", M, (M, M), "{out} = {a} @ {b}", None, 14516296,
+     _b(lambda a, b: np.sum(a[:, :, None] * b[None, :, :], axis=1))),
+    (44, "SCALAR_MIN", S, (S, S), "{out} = minimum({a}, {b})", None, 3677265, _b(_min_std)),
+    (45, "VECTOR_MIN", V, (V, V), "{out} = minimum({a}, {b})", None, 3989956, _b(_min_std)),
+    (46, "MATRIX_MIN", M, (M, M), "{out} = minimum({a}, {b})", None, 5457728, _b(_min_m)),
+    (47, "SCALAR_MAX", S, (S, S), "{out} = maximum({a}, {b})", None, 4573695, _b(_max_std)),
+    (48, "VECTOR_MAX", V, (V, V), "{out} = maximum({a}, {b})", None, 3974229, _b(_max_std)),
+    (49, "MATRIX_MAX", M, (M, M), "{out} = maximum({a}, {b})", None, 5840952, _b(_max_m)),
+    (50, "VECTOR_MEAN", S, (V,), "{out} = mean({a})", None, 4280443, _u(_mean)),
+    (51, "MATRIX_MEAN", S, (M,), "{out} = mean({a})", None, 4595196, _u(_mean)),
+    (52, "MATRIX_ROW_MEAN", V, (M,), "{out} = mean({a}, axis=1)", None, 9763956,
+     _u(lambda m: np.sum(m, axis=1) / m.shape[1])),
+    (53, "MATRIX_ROW_ST_DEV", V, (M,), "{out} = std({a}, axis=1)", None, 16766477, _u(_row_std)),
+    (54, "VECTOR_ST_DEV", S, (V,), "{out} = std({a})", None, 5585730, _u(_std)),
+    (55, "MATRIX_ST_DEV", S, (M,), "{out} = std({a})", None, 10640216, _u(_std)),
+    (56, "SCALAR_CONST_SET", S, (), "{out} = {d0}", "const", 3691108,
+     lambda a, b, old, data, F, rng: np.float64(data[0])),
+    (57, "VECTOR_CONST_SET", V, (), "{out}[{d0}] = {d1}", "vindex", 3991421,
+     lambda a, b, old, data, F, rng: _set_vector(old, data, F)),
+    (58, "MATRIX_CONST_SET", M, (), "{out}[{d0}, {d1}] = {d2}", "mindex", 3693035,
+     lambda a, b, old, data, F, rng: _set_matrix(old, data, F)),
+    (59, "SCALAR_UNIFORM_SET", S, (), "{out} = uniform({d0}, {d1})", "uniform", 26610704,
+     _random_set(_uniform, S)),
+    (60, "VECTOR_UNIFORM_SET", V, (), "{out} = uniform({d0}, {d1})", "uniform", 57817372,
+     _random_set(_uniform, V)),
+    (61, "MATRIX_UNIFORM_SET", M, (), "{out} = uniform({d0}, {d1})", "uniform", 208339446,
+     _random_set(_uniform, M)),
+    (62, "SCALAR_GAUSSIAN_SET", S, (), "{out} = gaussian({d0}, {d1})", "gaussian", 20775635,
+     _random_set(_gaussian, S)),
+    (63, "VECTOR_GAUSSIAN_SET", V, (), "{out} = gaussian({d0}, {d1})", "gaussian", 77483018,
+     _random_set(_gaussian, V)),
+    (64, "MATRIX_GAUSSIAN_SET", M, (), "{out} = gaussian({d0}, {d1})", "gaussian", 277690384,
+     _random_set(_gaussian, M)),
+]
+
+OPS: tuple[Op, ...] = tuple(Op(*row) for row in _TABLE)
+BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
+NO_OP = OPS[0]
+assert [op.id for op in OPS] == list(range(65)), "op ids must be 0..64 in order"
+
+
+def op_named(name: str) -> Op:
+    """Look an op up by its enum name, with or without the `_OP` suffix."""
+    name = name.upper().removesuffix("_OP")
+    if name not in BY_NAME:
+        raise KeyError(f"unknown op {name!r}")
+    return BY_NAME[name]
+
+
+# --- constant data: how it is drawn and mutated (the original's randomizer.cc) ------------------
+
+
+def draw_data(op: Op, rng: random.Random) -> tuple[float, ...]:
+    """Fresh constant data for a newly randomized instruction of this op."""
+    kind = op.data
+    if kind == "const":
+        return (_open_uniform(rng, -1.0, 1.0),)
+    if kind == "vindex":
+        return (f32(rng.random()), f32(rng.uniform(-1, 1)))
+    if kind == "mindex":
+        return (f32(rng.random()), f32(rng.random()), f32(rng.uniform(-1, 1)))
+    if kind == "uniform":  # deliberately not sorted: low >= high makes a constant
+        return (f32(rng.uniform(-1, 1)), f32(rng.uniform(-1, 1)))
+    if kind == "gaussian":
+        return (f32(rng.uniform(-1, 1)), f32(rng.random()))
+    return ()
+
+
+def alter_data(op: Op, data: tuple[float, ...], rng: random.Random) -> tuple[float, ...]:
+    """Data with one field changed, as the original's ALTER_PARAM mutation does."""
+    kind = op.data
+    if kind == "const":
+        return (_flip_or_scale(data[0], rng),)
+    if kind == "vindex":
+        if rng.random() < 0.5:
+            return (f32(rng.random()), data[1])
+        return (data[0], f32(_flip_or_scale(data[1], rng)))
+    if kind == "mindex":
+        which = rng.randrange(3)
+        if which < 2:
+            new = list(data)
+            new[which] = f32(rng.random())
+            return tuple(new)
+        return (data[0], data[1], f32(_flip_or_scale(data[2], rng)))
+    if kind == "uniform":
+        low, high = data
+        if rng.random() < 0.5:
+            low = f32(_flip_or_scale(low, rng))
+        else:
+            high = f32(_flip_or_scale(high, rng))
+        return (min(low, high), max(low, high))
+    if kind == "gaussian":
+        mean, sd = data
+        if rng.random() < 0.5:
+            return (f32(_flip_or_scale(mean, rng)), sd)
+        return (mean, f32(_scale(sd, rng)))
+    return data
+
+
+def _open_uniform(rng, low, high):
+    while True:
+        x = rng.uniform(low, high)
+        if low < x < high:
+            return x
+
+
+def _scale(x, rng):
+    """Multiply by a log-normal factor: sign(x) * exp(log|x| + N(0, 1)); zero stays zero."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    exponent = math.log(abs(x)) + rng.gauss(0.0, 1.0)
+    return math.copysign(math.exp(min(exponent, 700.0)), x)
+
+
+def _flip_or_scale(x, rng):
+    if rng.random() < 0.1:
+        return -x
+    return _scale(x, rng)
