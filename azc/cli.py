@@ -9,6 +9,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from azc.errors import AzcError
 
@@ -25,7 +26,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except AzcError as error:
-            err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
