@@ -156,7 +156,7 @@ def _random_set(sampler, kind):
 
 _u, _b = _unary, _binary
 _TABLE = [
-    (0, "NO_OP", None, (), "pass", None, 3013921, None),
+    (0, "NO_OP", None, (), "noop()", None, 3013921, None),
     (1, "SCALAR_SUM", S, (S, S), "{out} = {a} + {b}", None, 4703759, _b(np.add), True),
     (2, "SCALAR_DIFF", S, (S, S), "{out} = {a} - {b}", None, 5102027, _b(np.subtract)),
     (3, "SCALAR_PRODUCT", S, (S, S), "{out} = {a} * {b}", None, 4418347, _b(np.multiply), True),
