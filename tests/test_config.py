@@ -1,0 +1,126 @@
+"""Config layer: TOML schemas, errors that name file, key and line."""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from azc.config import at_least, between, describe_schema, from_table, load, read_toml, setting
+from azc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inner:
+    name: str = setting()
+    weight: float = setting(1.0, between(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class Outer:
+    size: int = setting(10, at_least(1), "how many")
+    mode: Literal["mean", "median"] = setting("mean")
+    seeds: list[int] = setting([])
+    pair: tuple[int, ...] | None = setting(None)
+    inner: Inner = field(default_factory=lambda: Inner("x"))
+    items: list[Inner] = setting([])
+    free: dict = setting({})
+
+
+def write(tmp_path, text, name="c.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path, text):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text), Outer)
+    return str(info.value)
+
+
+def test_defaults_and_values(tmp_path):
+    text = """
+size = 3
+seeds = [1, 2]
+pair = [4, 6]
+
+[inner]
+name = "a"
+weight = 0      # an integer where a float is expected is fine
+
+[[items]]
+name = "b"
+
+[free]
+anything = "goes"
+"""
+    outer = load(write(tmp_path, text), Outer)
+    assert outer.size == 3 and outer.mode == "mean" and outer.seeds == [1, 2]
+    assert outer.pair == (4, 6)
+    assert outer.inner == Inner("a", 0.0) and isinstance(outer.inner.weight, float)
+    assert outer.items == [Inner("b")]
+    assert outer.free == {"anything": "goes"}
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path):
+    message = error_of(tmp_path, "size = 3\n\nszie = 4\n")
+    assert "c.toml:3:" in message and "szie" in message and "did you mean 'size'" in message
+
+
+def test_wrong_type(tmp_path):
+    message = error_of(tmp_path, 'mode = "mean"\nsize = "ten"\n')
+    assert "c.toml:2: size: expected an integer, got a string 'ten'" in message
+
+
+def test_bool_is_not_an_integer(tmp_path):
+    assert "expected an integer" in error_of(tmp_path, "size = true\n")
+
+
+def test_check_failure(tmp_path):
+    assert "c.toml:1: size: must be at least 1, got 0" in error_of(tmp_path, "size = 0\n")
+
+
+def test_literal(tmp_path):
+    assert "one of 'mean', 'median'" in error_of(tmp_path, 'mode = "mode"\n')
+
+
+def test_nested_table_line(tmp_path):
+    message = error_of(tmp_path, '[inner]\nname = "a"\nweight = 2.5\n')
+    assert "c.toml:3: inner.weight: must be between 0.0 and 1.0, got 2.5" in message
+
+
+def test_array_of_tables_line(tmp_path):
+    text = '[[items]]\nname = "a"\n\n[[items]]\nname = "b"\nweight = -1\n'
+    message = error_of(tmp_path, text)
+    assert "c.toml:6: items[1].weight" in message
+
+
+def test_missing_required_key_points_at_table(tmp_path):
+    message = error_of(tmp_path, "[[items]]\nweight = 0.5\n")
+    assert "c.toml:1: items[0].name: missing required key" in message
+
+
+def test_list_element_type(tmp_path):
+    message = error_of(tmp_path, 'seeds = [1, "two"]\n')
+    assert "c.toml:1: seeds[1]: expected an integer" in message
+
+
+def test_syntax_error_gives_line(tmp_path):
+    message = error_of(tmp_path, "size = 3\nmode = \n")
+    assert "c.toml:2: invalid TOML" in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        read_toml(tmp_path / "nope.toml")
+
+
+def test_from_table_without_file():
+    with pytest.raises(ConfigError, match="flags: size: must be at least 1"):
+        from_table(Outer, {"size": 0}, "flags")
+
+
+def test_describe_schema():
+    rows = {row[0]: row for row in describe_schema(Outer)}
+    assert rows["size"] == ("size", "an integer", 10, "how many")
+    assert rows["seeds"][2] == []
