@@ -12,6 +12,8 @@ A form is the instruction's text with `{out}`, `{a}`, `{b}` for addresses and `{
 for constant data; it is both how the printer writes an op and how the parser recognises it.
 """
 
+import ctypes
+import ctypes.util
 import math
 import random
 from dataclasses import dataclass
@@ -68,6 +70,29 @@ def index(fraction: float, F: int) -> int:
 # --- semantics helpers -------------------------------------------------------------------------
 # Scalars arrive as np.float64 so IEEE rules hold (1/0 = inf, log(0) = -inf); the caller runs
 # under np.errstate(all="ignore").
+#
+# NOTE: every engine must compute bit-identical values, so the semantics fix what NumPy leaves
+# open: sums run sequentially from the first term in row-major order (np.cumsum, not np.sum's
+# pairwise order), and transcendentals call the C library's functions (NumPy's SIMD loops may
+# differ from libm by an ulp). The native engines call the same libm symbols.
+
+_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+for _name in ("sin", "cos", "tan", "asin", "acos", "atan", "exp", "log"):
+    getattr(_libm, _name).restype = ctypes.c_double
+    getattr(_libm, _name).argtypes = (ctypes.c_double,)
+
+
+def libm(name: str) -> Callable:
+    """The C library's double function `name`, on a scalar: IEEE results, no exceptions."""
+    function = getattr(_libm, name)
+    return lambda x: np.float64(function(float(x)))
+
+
+def sequential_sum(x, axis=None):
+    """Sum from the first term on, one addition at a time (row-major when axis is None)."""
+    if axis is None:
+        return np.cumsum(np.ravel(x))[-1]
+    return np.take(np.cumsum(x, axis=axis), -1, axis=axis)
 
 
 def _heaviside_s(a):
@@ -95,18 +120,18 @@ def _max_m(a, b):  # "a > b ? a : b"
 
 
 def _mean(x):
-    return np.sum(x) / x.size
+    return sequential_sum(x) / x.size
 
 
 def _std(x):
     mean = _mean(x)
-    return np.sqrt(np.sum(x * x) / x.size - mean * mean)
+    return np.sqrt(sequential_sum(x * x) / x.size - mean * mean)
 
 
 def _row_std(m):
     F = m.shape[1]
-    mean = np.sum(m, axis=1) / F
-    return np.sqrt(np.sum(m * m, axis=1) / F - mean * mean)
+    mean = sequential_sum(m, axis=1) / F
+    return np.sqrt(sequential_sum(m * m, axis=1) / F - mean * mean)
 
 
 def _set_vector(old, data, F):
@@ -163,14 +188,14 @@ _TABLE = [
     (4, "SCALAR_DIVISION", S, (S, S), "{out} = {a} / {b}", None, 3963916, _b(np.divide)),
     (5, "SCALAR_ABS", S, (S,), "{out} = abs({a})", None, 3684352, _u(np.abs)),
     (6, "SCALAR_RECIPROCAL", S, (S,), "{out} = 1 / {a}", None, 4212086, _u(np.reciprocal)),
-    (7, "SCALAR_SIN", S, (S,), "{out} = sin({a})", None, 7538523, _u(np.sin)),
-    (8, "SCALAR_COS", S, (S,), "{out} = cos({a})", None, 7452807, _u(np.cos)),
-    (9, "SCALAR_TAN", S, (S,), "{out} = tan({a})", None, 7583203, _u(np.tan)),
-    (10, "SCALAR_ARCSIN", S, (S,), "{out} = arcsin({a})", None, 9145616, _u(np.arcsin)),
-    (11, "SCALAR_ARCCOS", S, (S,), "{out} = arccos({a})", None, 7673039, _u(np.arccos)),
-    (12, "SCALAR_ARCTAN", S, (S,), "{out} = arctan({a})", None, 9273978, _u(np.arctan)),
-    (13, "SCALAR_EXP", S, (S,), "{out} = exp({a})", None, 11755929, _u(np.exp)),
-    (14, "SCALAR_LOG", S, (S,), "{out} = log({a})", None, 11627725, _u(np.log)),
+    (7, "SCALAR_SIN", S, (S,), "{out} = sin({a})", None, 7538523, _u(libm("sin"))),
+    (8, "SCALAR_COS", S, (S,), "{out} = cos({a})", None, 7452807, _u(libm("cos"))),
+    (9, "SCALAR_TAN", S, (S,), "{out} = tan({a})", None, 7583203, _u(libm("tan"))),
+    (10, "SCALAR_ARCSIN", S, (S,), "{out} = arcsin({a})", None, 9145616, _u(libm("asin"))),
+    (11, "SCALAR_ARCCOS", S, (S,), "{out} = arccos({a})", None, 7673039, _u(libm("acos"))),
+    (12, "SCALAR_ARCTAN", S, (S,), "{out} = arctan({a})", None, 9273978, _u(libm("atan"))),
+    (13, "SCALAR_EXP", S, (S,), "{out} = exp({a})", None, 11755929, _u(libm("exp"))),
+    (14, "SCALAR_LOG", S, (S,), "{out} = log({a})", None, 11627725, _u(libm("log"))),
     (15, "SCALAR_HEAVYSIDE", S, (S,), "{out} = heaviside({a})", None, 4057075, _u(_heaviside_s)),
     (16, "VECTOR_HEAVYSIDE", V, (V,), "{out} = heaviside({a})", None, 3965743, _u(_heaviside)),
     (17, "MATRIX_HEAVYSIDE", M, (M,), "{out} = heaviside({a})", None, 6728311, _u(_heaviside)),
@@ -180,31 +205,31 @@ _TABLE = [
      lambda a, b, old, data, F, rng: np.full(F, a)),
     (20, "VECTOR_RECIPROCAL", V, (V,), "{out} = 1 / {a}", None, 6311851, _u(np.reciprocal)),
     (21, "VECTOR_NORM", S, (V,), "{out} = norm({a})", None, 4810562,
-     _u(lambda v: np.sqrt(np.sum(v * v)))),
+     _u(lambda v: np.sqrt(sequential_sum(v * v)))),
     (22, "VECTOR_ABS", V, (V,), "{out} = abs({a})", None, 3713533, _u(np.abs)),
     (23, "VECTOR_SUM", V, (V, V), "{out} = {a} + {b}", None, 4701519, _b(np.add), True),
     (24, "VECTOR_DIFF", V, (V, V), "{out} = {a} - {b}", None, 4165747, _b(np.subtract)),
     (25, "VECTOR_PRODUCT", V, (V, V), "{out} = {a} * {b}", None, 4504555, _b(np.multiply), True),
     (26, "VECTOR_DIVISION", V, (V, V), "{out} = {a} / {b}", None, 4556237, _b(np.divide)),
     (27, "VECTOR_INNER_PRODUCT", S, (V, V), "{out} = dot({a}, {b})", None, 4294617,
-     _b(lambda a, b: np.sum(a * b)), True),
+     _b(lambda a, b: sequential_sum(a * b)), True),
     (28, "VECTOR_OUTER_PRODUCT", M, (V, V), "{out} = outer({a}, {b})", None, 9833707,
      _b(np.outer)),
     (29, "SCALAR_MATRIX_PRODUCT", M, (S, M), "{out} = {a} * {b}", None, 5986302,
      _b(np.multiply)),
     (30, "MATRIX_RECIPROCAL", M, (M,), "{out} = 1 / {a}", None, 24336141, _u(np.reciprocal)),
     (31, "MATRIX_VECTOR_PRODUCT", V, (M, V), "{out} = {a} @ {b}", None, 9310002,
-     _b(lambda m, v: np.sum(m * v, axis=1))),
+     _b(lambda m, v: sequential_sum(m * v, axis=1))),
     (32, "VECTOR_COLUMN_BROADCAST", M, (V,), "{out} = bcast_cols({a})", None, 10993088,
      lambda a, b, old, data, F, rng: np.repeat(a[:, None], F, axis=1)),
     (33, "VECTOR_ROW_BROADCAST", M, (V,), "{out} = bcast_rows({a})", None, 11087322,
      lambda a, b, old, data, F, rng: np.repeat(a[None, :], F, axis=0)),
     (34, "MATRIX_NORM", S, (M,), "{out} = norm({a})", None, 6422746,
-     _u(lambda m: np.sqrt(np.sum(m * m)))),
+     _u(lambda m: np.sqrt(sequential_sum(m * m)))),
     (35, "MATRIX_COLUMN_NORM", V, (M,), "{out} = norm({a}, axis=0)", None, 6682187,
-     _u(lambda m: np.sqrt(np.sum(m * m, axis=0)))),
+     _u(lambda m: np.sqrt(sequential_sum(m * m, axis=0)))),
     (36, "MATRIX_ROW_NORM", V, (M,), "{out} = norm({a}, axis=1)", None, 13351123,
-     _u(lambda m: np.sqrt(np.sum(m * m, axis=1)))),
+     _u(lambda m: np.sqrt(sequential_sum(m * m, axis=1)))),
     (37, "MATRIX_TRANSPOSE", M, (M,), "{out} = transpose({a})", None, 9394756,
      _u(lambda m: m.T.copy())),
     (38, "MATRIX_ABS", M, (M,), "{out} = abs({a})", None, 4630926, _u(np.abs)),
@@ -213,7 +238,7 @@ _TABLE = [
     (41, "MATRIX_PRODUCT", M, (M, M), "{out} = {a} * {b}", None, 5475227, _b(np.multiply), True),
     (42, "MATRIX_DIVISION", M, (M, M), "{out} = {a} / {b}", None, 18234378, _b(np.divide)),
     (43, "MATRIX_MATRIX_PRODUCT", M, (M, M), "{out} = {a} @ {b}", None, 14516296,
-     _b(lambda a, b: np.sum(a[:, :, None] * b[None, :, :], axis=1))),
+     _b(lambda a, b: sequential_sum(a[:, :, None] * b[None, :, :], axis=1))),
     (44, "SCALAR_MIN", S, (S, S), "{out} = minimum({a}, {b})", None, 3677265, _b(_min_std)),
     (45, "VECTOR_MIN", V, (V, V), "{out} = minimum({a}, {b})", None, 3989956, _b(_min_std)),
     (46, "MATRIX_MIN", M, (M, M), "{out} = minimum({a}, {b})", None, 5457728, _b(_min_m)),
@@ -223,7 +248,7 @@ _TABLE = [
     (50, "VECTOR_MEAN", S, (V,), "{out} = mean({a})", None, 4280443, _u(_mean)),
     (51, "MATRIX_MEAN", S, (M,), "{out} = mean({a})", None, 4595196, _u(_mean)),
     (52, "MATRIX_ROW_MEAN", V, (M,), "{out} = mean({a}, axis=1)", None, 9763956,
-     _u(lambda m: np.sum(m, axis=1) / m.shape[1])),
+     _u(lambda m: sequential_sum(m, axis=1) / m.shape[1])),
     (53, "MATRIX_ROW_ST_DEV", V, (M,), "{out} = std({a}, axis=1)", None, 16766477, _u(_row_std)),
     (54, "VECTOR_ST_DEV", S, (V,), "{out} = std({a})", None, 5585730, _u(_std)),
     (55, "MATRIX_ST_DEV", S, (M,), "{out} = std({a})", None, 10640216, _u(_std)),
@@ -251,6 +276,64 @@ OPS: tuple[Op, ...] = tuple(Op(*row) for row in _TABLE)
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 NO_OP = OPS[0]
 assert [op.id for op in OPS] == list(range(65)), "op ids must be 0..64 in order"
+
+
+# --- LLVM lowering: one template per op, shared by both native tiers (azc/codegen.py) ----------
+# A template is (indices, body). Values are "lanes": one double per task, of type {ty}, as every
+# task of an evaluation runs the same instruction in lockstep. `indices` says which elements the
+# body reads and writes: "o[i,j] = a[i,k] b[k,j]" computes each o[i,j] from a[i,k] and b[k,j];
+# an index absent from o (here k) is summed, sequentially from its first value. The body is LLVM
+# IR over %a and %b giving %r; with a sum, it gives the term %t (or terms %t0, %t1 summed into
+# %s0, %s1) and an optional "|"-separated finish computes %r from %s. {zero}, {one}, {n} (the
+# number of terms summed) are splat constants; "%r = libm NAME %a" calls the C library per lane.
+# Set ops (56-64) have no indices: codegen writes their constant data or random draws.
+
+_ADD, _SUB, _MUL, _DIV = ("%r = f" + name + " {ty} %a, %b" for name in ("add", "sub", "mul", "div"))
+_COPY = "%r = freeze {ty} %a"
+_ABS = "%r = call {ty} @llvm.fabs.{vt}({ty} %a)"
+_RECIPROCAL = "%r = fdiv {ty} {one}, %a"
+_STEP = "%c = fcmp ogt {ty} %a, {zero}\n%r = select {bty} %c, {ty} {one}, {ty} {zero}"
+_SQUARE = "%t = fmul {ty} %a, %a"
+_SQRT = "%r = call {ty} @llvm.sqrt.{vt}({ty} %s)"
+_MEAN = "%r = fdiv {ty} %s, {n}"
+_COPY_TERM = "%t = freeze {ty} %a|"
+_STD = ("%t0 = freeze {ty} %a\n%t1 = fmul {ty} %a, %a"
+        "|%m = fdiv {ty} %s0, {n}\n%q = fdiv {ty} %s1, {n}\n%mm = fmul {ty} %m, %m\n"
+        "%d = fsub {ty} %q, %mm\n%r = call {ty} @llvm.sqrt.{vt}({ty} %d)")
+_MIN_STD = "%c = fcmp olt {ty} %b, %a\n%r = select {bty} %c, {ty} %b, {ty} %a"
+_MAX_STD = "%c = fcmp olt {ty} %a, %b\n%r = select {bty} %c, {ty} %b, {ty} %a"
+_MIN_M = "%c = fcmp olt {ty} %a, %b\n%r = select {bty} %c, {ty} %a, {ty} %b"
+_MAX_M = "%c = fcmp ogt {ty} %a, %b\n%r = select {bty} %c, {ty} %a, {ty} %b"
+_S2, _V2, _M2 = "o = a b", "o[i] = a[i] b[i]", "o[i,j] = a[i,j] b[i,j]"
+_S1, _V1, _M1 = "o = a", "o[i] = a[i]", "o[i,j] = a[i,j]"
+
+LOWERING: dict[int, tuple[str, str]] = {
+    1: (_S2, _ADD), 2: (_S2, _SUB), 3: (_S2, _MUL), 4: (_S2, _DIV),
+    5: (_S1, _ABS), 6: (_S1, _RECIPROCAL),
+    7: (_S1, "%r = libm sin %a"), 8: (_S1, "%r = libm cos %a"), 9: (_S1, "%r = libm tan %a"),
+    10: (_S1, "%r = libm asin %a"), 11: (_S1, "%r = libm acos %a"),
+    12: (_S1, "%r = libm atan %a"), 13: (_S1, "%r = libm exp %a"), 14: (_S1, "%r = libm log %a"),
+    15: (_S1, "%c = fcmp oge {ty} %a, {zero}\n%r = select {bty} %c, {ty} {one}, {ty} {zero}"),
+    16: (_V1, _STEP), 17: (_M1, _STEP),
+    18: ("o[i] = a b[i]", _MUL), 19: ("o[i] = a", _COPY), 20: (_V1, _RECIPROCAL),
+    21: ("o = a[k]", _SQUARE + "|" + _SQRT), 22: (_V1, _ABS),
+    23: (_V2, _ADD), 24: (_V2, _SUB), 25: (_V2, _MUL), 26: (_V2, _DIV),
+    27: ("o = a[k] b[k]", "%t = fmul {ty} %a, %b"),
+    28: ("o[i,j] = a[i] b[j]", _MUL), 29: ("o[i,j] = a b[i,j]", _MUL), 30: (_M1, _RECIPROCAL),
+    31: ("o[i] = a[i,k] b[k]", "%t = fmul {ty} %a, %b"),
+    32: ("o[i,j] = a[i]", _COPY), 33: ("o[i,j] = a[j]", _COPY),
+    34: ("o = a[i,k]", _SQUARE + "|" + _SQRT),
+    35: ("o[j] = a[i,j]", _SQUARE + "|" + _SQRT), 36: ("o[i] = a[i,k]", _SQUARE + "|" + _SQRT),
+    37: ("o[i,j] = a[j,i]", _COPY), 38: (_M1, _ABS),
+    39: (_M2, _ADD), 40: (_M2, _SUB), 41: (_M2, _MUL), 42: (_M2, _DIV),
+    43: ("o[i,j] = a[i,k] b[k,j]", "%t = fmul {ty} %a, %b"),
+    44: (_S2, _MIN_STD), 45: (_V2, _MIN_STD), 46: (_M2, _MIN_M),
+    47: (_S2, _MAX_STD), 48: (_V2, _MAX_STD), 49: (_M2, _MAX_M),
+    50: ("o = a[k]", _COPY_TERM + _MEAN), 51: ("o = a[i,k]", _COPY_TERM + _MEAN),
+    52: ("o[i] = a[i,k]", _COPY_TERM + _MEAN), 53: ("o[i] = a[i,k]", _STD),
+    54: ("o = a[k]", _STD), 55: ("o = a[i,k]", _STD),
+}
+assert set(LOWERING) == {op.id for op in OPS if op.out is not None and op.data is None}
 
 
 def op_named(name: str) -> Op:

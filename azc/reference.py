@@ -12,7 +12,7 @@ import numpy as np
 from azc.errors import ConfigError
 from azc.fitness import MIN_FITNESS, Evaluation, accuracy_fitness, combine_fitnesses, rms_fitness
 from azc.ir import FEATURES, LABEL, PREDICTION, Instruction, MemoryShape, Program
-from azc.ops import OPS, M, S, V
+from azc.ops import OPS, M, S, V, libm
 from azc.rng import Stream
 from azc.tasks import ACCURACY, MIN_TRAIN_STEPS, Task
 
@@ -67,8 +67,12 @@ def run_component(component: tuple[Instruction, ...], memory: Memory, rng: Strea
         execute(instruction, memory, rng)
 
 
+_exp = libm("exp")
+
+
 def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    """1 / (1 + e^-x) with the C library's exp, which the native engines call too."""
+    return 1.0 / (1.0 + _exp(-x))
 
 
 def run_task(program: Program, task: Task, *, memory: MemoryShape | None = None,
