@@ -4,7 +4,7 @@ A Task holds its examples as float64 arrays; every engine reads the same arrays.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -269,3 +269,48 @@ def fixed_examples(spec: TaskSpec, param_seed: int, data_seed: int) -> Examples:
                  f"{count} {split} examples asked for, {min(len(features), len(labels))} given")
         arrays[split] = (features[:count], labels[:count])
     return Examples(*arrays["train"], *arrays["valid"])
+
+
+# --- seed hashing (the original's HashCombine / HashMix, util.h; reference §8.2) ----------------
+
+MASK64 = 2**64 - 1
+# Each round: a ^= c >> r0, b ^= a << r1, c ^= b >> r2, after the subtractions.
+HASH_ROUNDS = ((43, 9, 8), (38, 23, 5), (35, 49, 11), (12, 18, 22))
+PARAM_SEED_SALT, DATA_SEED_SALT = 85652777, 38272328
+
+
+def hash_combine(seed: int, value: int) -> int:
+    """Mix an integer into a 64-bit hash, as the original's Jenkins-style HashCombine.
+
+    NOTE: the original hashes `value` with std::hash, the identity for integers in libstdc++.
+    """
+    a, b, c = 0x9E3779B9, seed & MASK64, value & MASK64
+    for right_a, left_b, right_c in HASH_ROUNDS:
+        a = ((a - b - c) & MASK64) ^ (c >> right_a)
+        b = ((b - c - a) & MASK64) ^ ((a << left_b) & MASK64)
+        c = ((c - a - b) & MASK64) ^ (b >> right_c)
+    return c
+
+
+def hash_mix(*values: int) -> int:
+    """A 32-bit seed from integers: HashCombine folded over them from 42, truncated."""
+    seed = 42
+    for value in values:
+        seed = hash_combine(seed, value)
+    return seed & 0xFFFFFFFF
+
+
+def randomize_seeds(specs: list[TaskSpec], seed: int) -> list[TaskSpec]:
+    """The specs with fresh param and data seeds drawn from one experiment seed.
+
+    As the original's --randomize_task_seeds: one generator for param seeds and one for data
+    seeds, each seed uniform on the open interval (1, 2**32 - 1); given seeds are discarded.
+    """
+    param_rng = np.random.RandomState(hash_mix(PARAM_SEED_SALT, seed))
+    data_rng = np.random.RandomState(hash_mix(DATA_SEED_SALT, seed))
+
+    def draw(rng, count):
+        return tuple(int(s) for s in rng.randint(2, 2**32 - 1, size=count, dtype=np.int64))
+
+    return [replace(spec, param_seeds=draw(param_rng, spec.num_tasks),
+                    data_seeds=draw(data_rng, spec.num_tasks)) for spec in specs]
