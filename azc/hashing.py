@@ -1,0 +1,63 @@
+"""Structural hashing: a stable 64-bit name for a program's canonical form.
+
+Two programs get the same hash exactly when their canonical forms (azc.passes.optimize) are
+equal, up to 64-bit collisions. The hash is blake2b over a fixed byte encoding, so it is the same
+in every process, on every machine and in every run (Python's `hash` is salted per process):
+
+    encoding = for each component: its length (u32), then per instruction
+               op, out, in1, in2 (u16 each) and its data fields (float64, little-endian bits)
+
+Data are hashed bit for bit: 0.0 and -0.0 differ, as they can in what a program computes.
+"""
+
+import struct
+from hashlib import blake2b
+
+from azc.ir import Instruction, Program
+from azc.passes import optimize
+
+_HEADER = b"azc-program-v1"
+_CODES = struct.Struct("<4H")
+_COUNT = struct.Struct("<I")
+_DATA = tuple(struct.Struct(f"<{n}d") for n in range(4))
+
+# Encodings of instructions seen recently: evolved programs share most of their instructions.
+_encoded: dict[Instruction, bytes] = {}
+_CACHE_LIMIT = 1 << 16
+
+
+def encode_instruction(instruction: Instruction) -> bytes:
+    """The canonical bytes of one instruction."""
+    code = _encoded.get(instruction)
+    if code is None:
+        op, out, in1, in2, data = instruction
+        code = _CODES.pack(op, out, in1, in2) + _DATA[len(data)].pack(*data)
+        if len(_encoded) >= _CACHE_LIMIT:
+            _encoded.clear()
+        _encoded[instruction] = code
+    return code
+
+
+def encode(program: Program) -> bytes:
+    """The canonical byte encoding of a program as it is (not optimized first)."""
+    parts = [_HEADER]
+    for component in (program.setup, program.predict, program.learn):
+        parts.append(_COUNT.pack(len(component)))
+        parts.extend(map(encode_instruction, component))
+    return b"".join(parts)
+
+
+def digest(program: Program) -> int:
+    """The 64-bit hash of a program as it is; call on programs already optimized."""
+    return int.from_bytes(blake2b(encode(program), digest_size=8).digest(), "little")
+
+
+def structural_hash(program: Program) -> int:
+    """The 64-bit hash of the program's canonical form: equal for equivalent rewrites."""
+    return digest(optimize(program))
+
+
+def optimize_and_hash(program: Program) -> tuple[Program, int]:
+    """The canonical form and its hash, optimizing once."""
+    canonical = optimize(program)
+    return canonical, digest(canonical)
