@@ -27,6 +27,8 @@ _SAFE_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),  # protocol 5 pickles of arrays
+    ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
 }
 
