@@ -1,17 +1,20 @@
 """The reference executor against the original's pinned values (reference §6.4, §6.7)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from azc.errors import ConfigError
 from azc.fitness import flip_and_squash
 from azc.ir import Instruction, MemoryShape, Program
-from azc.ops import op_named
+from azc.ops import f32, op_named
 from azc.reference import Memory, ReferenceEvaluator, execute, run_task
 from azc.rng import Stream
 from azc.tasks import ACCURACY, Task, TaskSpec, make_tasks
+from tests.strategies import DEFAULT_MEMORY, programs
 
 
 def ins(name, out=0, in1=0, in2=0, data=()):
@@ -31,8 +34,8 @@ LINEAR = Program(
            ins("SCALAR_VECTOR_PRODUCT", 2, 3, 0), ins("VECTOR_SUM", 1, 1, 2)),
 )
 NEURAL_NET = Program(
-    setup=(ins("VECTOR_GAUSSIAN_SET", 2, data=(0.0, 0.1)),
-           ins("MATRIX_GAUSSIAN_SET", 0, data=(0.0, 0.1)), const(3, 0.01)),
+    setup=(ins("VECTOR_GAUSSIAN_SET", 2, data=(0.0, f32(0.1))),  # random-set data is float32
+           ins("MATRIX_GAUSSIAN_SET", 0, data=(0.0, f32(0.1))), const(3, 0.01)),
     predict=(ins("MATRIX_VECTOR_PRODUCT", 3, 0, 0), ins("VECTOR_SUM", 3, 3, 1),
              ins("VECTOR_MAX", 4, 3, 5), ins("VECTOR_INNER_PRODUCT", 1, 4, 2),
              ins("SCALAR_SUM", 1, 1, 2)),
@@ -318,3 +321,50 @@ def test_evaluator_refuses_tasks_with_fewer_than_ten_training_steps():
         ReferenceEvaluator([tiny])
     with pytest.raises(ValueError):
         ReferenceEvaluator([task("zeros")], combine="max")
+
+
+def test_hand_written_programs_match_the_generator():
+    from azc.generator import linear_program, neural_net_program
+
+    assert linear_program() == LINEAR
+    assert neural_net_program() == NEURAL_NET
+
+
+# --- any program ----------------------------------------------------------------------------------
+
+SMALL_RMS = task("linear", train=10, valid=6)
+SMALL_ACCURACY = task("ones", train=10, valid=6, eval_type=ACCURACY)
+
+
+@settings(max_examples=150, deadline=None)
+@given(programs())
+def test_any_program_runs_quietly_and_deterministically(program):
+    for small in (SMALL_RMS, SMALL_ACCURACY):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # NumPy must not warn: the executor silences IEEE
+            run = run_task(program, small, memory=DEFAULT_MEMORY, seed=3, record=True)
+        again = run_task(program, small, memory=DEFAULT_MEMORY, seed=3, record=True)
+
+        assert 0.0 <= run.fitness <= 1.0
+        assert run.fitness == again.fitness
+        assert run.train_errors == again.train_errors and run.valid_errors == again.valid_errors
+        for bank in ("scalars", "vectors", "matrices"):
+            np.testing.assert_array_equal(getattr(run.memory, bank), getattr(again.memory, bank))
+
+
+@settings(max_examples=150, deadline=None)
+@given(programs())
+def test_recorded_validation_errors_give_the_fitness(program):
+    # With one epoch and a full validation, the fitness is a function of the recorded errors.
+    for small in (SMALL_RMS, SMALL_ACCURACY):
+        run = run_task(program, small, memory=DEFAULT_MEMORY, record=True)
+        assert len(run.train_errors) <= 10
+        if len(run.valid_errors) < 6:
+            assert run.fitness == 0.0
+        elif small.eval_type == ACCURACY:
+            assert run.fitness == 1.0 - sum(run.valid_errors) / 6
+        else:
+            loss = 0.0
+            for error in run.valid_errors:
+                loss += error * error
+            assert run.fitness == flip_and_squash(math.sqrt(loss / 6))
