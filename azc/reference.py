@@ -101,6 +101,10 @@ def run_task(program: Program, task: Task, *, memory: MemoryShape | None = None,
     if not shape.covers(program.memory_shape()):
         raise ConfigError(f"the program needs memory {program.memory_shape()}, "
                           f"more than the {shape} given")
+    if (num_train is not None and num_train < 0) or (num_valid is not None and num_valid < 0):
+        raise ValueError(f"negative example counts: num_train={num_train}, num_valid={num_valid}")
+    if len(task.valid_labels) == 0:
+        raise ConfigError(f"task {task.name!r} has no validation examples to score on")
     mem = Memory(shape, task.features_size)
     rng = Stream(seed, task_index)
 

@@ -225,6 +225,28 @@ def test_one_large_training_error_gives_zero():
     assert run_task(EMPTY, fixed, max_abs_error=1000.0).fitness == 1.0
 
 
+def test_one_large_validation_error_gives_zero_for_that_validation():
+    fixed = task("fixed", F=2, train=10, valid=3, options={
+        "train_features": [[0.0, 0.0]] * 10, "train_labels": [0.0] * 10,
+        "valid_features": [[0.0, 0.0]] * 3, "valid_labels": [0.0, 1000.0, 0.0]})
+    run = run_task(EMPTY, fixed, record=True)
+    assert run.fitness == 0.0
+    assert run.train_errors == [0.0] * 10
+    assert run.valid_errors == [0.0]  # truncated before the failing example
+
+
+def test_a_nan_logit_in_validation_predicts_class_0():
+    # log(9.5 - steps) is finite for the 10 training steps and NaN once Learn has run 10 times.
+    program = Program(setup=(const(4, 1.0), const(5, 9.5)),
+                      predict=(ins("SCALAR_DIFF", 6, 5, 3), ins("SCALAR_LOG", 1, 6)),
+                      learn=(ins("SCALAR_SUM", 3, 3, 4),))
+    zeros = task("zeros", train=10, valid=5, eval_type=ACCURACY)
+    ones = task("ones", train=10, valid=5, eval_type=ACCURACY)
+    assert run_task(program, zeros).fitness == 1.0
+    assert math.isnan(run_task(program, zeros).memory.scalars[1])
+    assert run_task(program, ones).fitness == 0.0
+
+
 # --- epochs -------------------------------------------------------------------------------------
 
 def explodes_after(steps):
@@ -313,6 +335,16 @@ def test_fitness_batch():
     batch = evaluator.fitness_batch([LINEAR, EMPTY])
     assert batch.dtype == np.float64
     assert list(batch) == [evaluator.evaluate(LINEAR).fitness, evaluator.evaluate(EMPTY).fitness]
+
+
+def test_bad_counts_and_tasks_without_validation_are_refused():
+    with pytest.raises(ValueError):
+        run_task(EMPTY, task("zeros"), num_train=-1)
+    with pytest.raises(ValueError):
+        run_task(EMPTY, task("zeros"), num_valid=-1)
+    empty = Task("empty", np.zeros((10, 2)), np.zeros(10), np.zeros((0, 2)), np.zeros(0))
+    with pytest.raises(ConfigError, match="no validation examples"):
+        run_task(EMPTY, empty)
 
 
 def test_evaluator_refuses_tasks_with_fewer_than_ten_training_steps():
