@@ -109,12 +109,11 @@ def run_task(program: Program, task: Task, *, memory: MemoryShape | None = None,
     rng = Stream(seed, task_index)
 
     # The train budget is a prefix of the epochs' visiting orders, cut into epochs.
-    epoch_size = task.epoch_orders.shape[1]
-    limit = task.max_train_examples if num_train is None else min(num_train,
-                                                                  task.max_train_examples)
-    steps = task.epoch_orders.reshape(-1)[:limit]
-    stored_valid = len(task.valid_labels)
+    max_train, stored_valid = task.max_train_examples, len(task.valid_labels)
+    num_train = max_train if num_train is None else min(num_train, max_train)
     num_valid = stored_valid if num_valid is None else min(num_valid, stored_valid)
+    steps = task.epoch_orders.reshape(-1)[:num_train]
+    epoch_size = task.epoch_orders.shape[1]
     train_errors = [] if record else None
     valid_errors = [] if record else None
 
