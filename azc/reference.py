@@ -28,9 +28,11 @@ class Memory:
         self.banks = {S: self.scalars, V: self.vectors, M: self.matrices}
 
     def read(self, kind: str, address: int):
+        """The value at an address: np.float64 for scalars, a view of the bank otherwise."""
         return self.banks[kind][address]
 
     def write(self, kind: str, address: int, value):
+        """Copy a value into an address."""
         self.banks[kind][address] = value
 
 
