@@ -5,17 +5,27 @@ message and exit status 2, and decides what the user sees.
 """
 
 import functools
+import json
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from azc.errors import AzcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve machine-learning algorithms from scratch (AutoML-Zero).")
 err = Console(stderr=True)
+out = Console()
+
+
+@app.callback()
+def azc():
+    """Evolve machine-learning algorithms from scratch (AutoML-Zero)."""
+    # NOTE: a callback keeps typer in multi-command mode while only one command exists.
 
 
 def user_errors(command):
@@ -33,6 +43,68 @@ def user_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@app.command()
+@user_errors
+def run(
+    program: Path = typer.Argument(..., help="The algorithm, an .az file."),
+    kind: str = typer.Option(None, help="Task kind: linear, nn, digits, csv, npz, cifar10, ..."),
+    features: int = typer.Option(None, help="Feature size F [default: 4; 16 for digits]."),
+    train: float = typer.Option(None, help="Train examples per epoch (csv/npz: or a fraction)."),
+    valid: float = typer.Option(None, help="Validation examples (csv/npz: or a fraction)."),
+    epochs: int = typer.Option(None, help="Training epochs [default: 1]."),
+    tasks: int = typer.Option(None, help="How many tasks [default: 10]."),
+    param_seed: list[int] = typer.Option(None, help="Param seed of the first task(s)."),
+    data_seed: list[int] = typer.Option(None, help="Data seed of the first task(s)."),
+    data: Path = typer.Option(None, help="Data file (csv, npz) or folder (cifar10, mnist)."),
+    classes: str = typer.Option(None, help='Class pair of projected tasks, e.g. "0,1".'),
+    label_column: str = typer.Option(None, help="CSV/NPZ label column: name or index."),
+    eval_type: str = typer.Option(None, "--eval", help="rms or accuracy."),
+    tasks_file: Path = typer.Option(None, help="Task collection from a TOML file instead."),
+    seed: int = typer.Option(0, help="Seed of the programs' random ops."),
+    max_abs_error: float = typer.Option(100.0, help="Error that stops training early."),
+    memory: str = typer.Option(None, help="Memory as scalars/vectors/matrices, e.g. 4/3/1."),
+    engine: str = typer.Option("auto", help="auto, interp, jit or reference."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Evaluate an algorithm on a task collection and report its fitness."""
+    from azc import runner
+
+    flags = {"kind": kind, "features": features, "train": _count(train), "valid": _count(valid),
+             "epochs": epochs, "num_tasks": tasks, "param_seeds": param_seed or None,
+             "data_seeds": data_seed or None, "path": None if data is None else str(data),
+             "classes": runner.parse_classes(classes), "eval": eval_type,
+             "label_column": runner.parse_column(label_column)}
+    specs = runner.task_specs(tasks_file, flags)
+    shape = runner.parse_memory(memory) if memory else None
+    result = runner.run(program, specs, memory=shape, seed=seed, max_abs_error=max_abs_error,
+                        engine=engine)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        _print_run(program, result)
+
+
+def _count(value: float | None):
+    """Counts stay integers; only fractions below 1 remain floats."""
+    return int(value) if value is not None and value >= 1 and value == int(value) else value
+
+
+def _print_run(program: Path, result):
+    table = Table(title=f"{program.name} on {len(result.tasks)} tasks", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("task")
+    table.add_column("eval")
+    table.add_column("fitness", justify="right")
+    for index, (task, fitness) in enumerate(zip(result.tasks, result.evaluation.task_fitness,
+                                                strict=True)):
+        table.add_row(str(index), escape(task.name), task.eval_type, f"{fitness:.6f}")
+    out.print(table)
+    out.print(f"fitness [bold]{result.evaluation.fitness:.6f}[/] (mean over tasks)",
+              highlight=False)
+    out.print(f"memory {result.memory}, engine {result.engine}, {result.seconds:.3f} s "
+              f"(+ {result.task_seconds:.3f} s making tasks)", highlight=False)
 
 
 def main():
