@@ -1,0 +1,251 @@
+"""Regularized evolution, exactly as the original's regularized_evolution.cc runs it (§11).
+
+    initialize: for each slot i: population[i] = initial program; fitness[i] = score(it)
+    generation: for i in 0 .. P-1, in order:
+                    parent = tournament(T)           # T draws with replacement, first max wins
+                    child = mutate(parent)           # identical copy with prob 1 - mutate_prob
+                    population[i], fitness[i] = child, score(child)
+    run:        repeat generations while train steps < budget and time < limit
+
+Slot i always holds the oldest individual, so this is "replace the oldest" with selection
+before removal: the oldest can still be a parent, and a child competes as soon as it is placed.
+
+Children are scored in batches, one native call per batch, without changing those semantics:
+a child whose fitness is not in a cache is placed with fitness None and queued; a tournament
+that draws a queued slot first scores the queue. Since the draws themselves never depend on
+fitness, every run is identical to scoring each child at once, whatever the batch size.
+"""
+
+import logging
+import math
+import random
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from azc.budget import TrainBudget
+from azc.fitness import MIN_FITNESS
+from azc.generator import Generator
+from azc.ir import Program
+from azc.mutator import Mutator
+
+log = logging.getLogger("azc")
+
+
+@dataclass(frozen=True)
+class Hurdle:
+    """A cheap first stage: children below a rolling percentile skip the remaining tasks.
+
+    Off by default (the original has none; the paper's hurdles use the 75th percentile).
+    A child failing the hurdle keeps its first-stage fitness.
+    """
+
+    stage_evaluator: object  # scores the first `stage_tasks` search tasks
+    rest_evaluator: object  # scores the other tasks
+    stage_tasks: int
+    total_tasks: int
+    percentile: float = 75.0
+    window: int = 1000
+    warmup: int = 100
+
+
+class Scorer:
+    """Search fitness of programs: train budget, fitness cache, hurdles, batched evaluation.
+
+    `key(program)` names a program for the cache; programs with equal keys must score alike
+    (the structural hash, or the program itself). Train steps are counted as the original
+    counts them: `steps_per_individual` for every individual (its FEC fingerprint, or a full
+    evaluation when FEC is off) plus `steps_per_evaluation` for each one actually evaluated.
+    """
+
+    def __init__(self, evaluator, num_train: int, *, budget: TrainBudget | None = None,
+                 key=None, cache_size: int = 100_000, steps_per_individual: int = 0,
+                 steps_per_evaluation: int = 0, hurdle: Hurdle | None = None):
+        self.evaluator = evaluator
+        self.num_train = num_train
+        self.budget = budget
+        self.key = key or (lambda program: program)
+        self.cache: OrderedDict = OrderedDict()
+        self.cache_size = cache_size
+        self.steps_per_individual = steps_per_individual
+        self.steps_per_evaluation = steps_per_evaluation
+        self.hurdle = hurdle
+        self._recent = deque(maxlen=hurdle.window if hurdle else 1)
+        self._batch: list[Program] = []
+        self._keys: list = []
+        self._tickets: dict = {}
+        self.individuals = self.cache_hits = self.evaluations = self.budget_rejects = 0
+        self.hurdle_rejects = 0
+        self.train_steps = 0
+
+    def lookup(self, program: Program) -> tuple[float | None, int | None]:
+        """(fitness, None) if known without evaluating, else (None, ticket) for `flush`."""
+        self.individuals += 1
+        self.train_steps += self.steps_per_individual
+        key = self.key(program)
+        fitness = self.cache.get(key)
+        if fitness is not None:
+            self.cache.move_to_end(key)
+            self.cache_hits += 1
+            return fitness, None
+        ticket = self._tickets.get(key)
+        if ticket is not None:  # the same program is already queued
+            self.cache_hits += 1
+            return None, ticket
+        if self.budget is not None and not self.budget.allows(program, self.num_train):
+            self.budget_rejects += 1
+            self._remember(key, MIN_FITNESS)
+            return MIN_FITNESS, None
+        ticket = self._tickets[key] = len(self._batch)
+        self._batch.append(program)
+        self._keys.append(key)
+        return None, ticket
+
+    def flush(self) -> list[float]:
+        """Evaluate the queued programs; their fitnesses, indexed by ticket."""
+        if not self._batch:
+            return []
+        fitnesses = [float(f) for f in self._evaluate(self._batch)]
+        self.evaluations += len(self._batch)
+        for key, fitness in zip(self._keys, fitnesses, strict=True):
+            self._remember(key, fitness)
+        self._batch, self._keys, self._tickets = [], [], {}
+        return fitnesses
+
+    def score(self, programs) -> list[float]:
+        """Fitness of each program, in order (for initialization and tests)."""
+        found = [self.lookup(program) for program in programs]
+        batch = self.flush()
+        return [batch[ticket] if fitness is None else fitness for fitness, ticket in found]
+
+    def _remember(self, key, fitness: float):
+        self.cache[key] = fitness
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+
+    def _evaluate(self, programs) -> list[float]:
+        if self.hurdle is None:
+            self.train_steps += self.steps_per_evaluation * len(programs)
+            return list(self.evaluator.fitness_batch(programs))
+        return self._evaluate_with_hurdle(programs)
+
+    def _evaluate_with_hurdle(self, programs) -> list[float]:
+        hurdle = self.hurdle
+        stage = [float(f) for f in hurdle.stage_evaluator.fitness_batch(programs)]
+        share = hurdle.stage_tasks / hurdle.total_tasks
+        self.train_steps += round(self.steps_per_evaluation * share) * len(programs)
+        threshold = -math.inf
+        if len(self._recent) >= hurdle.warmup:
+            threshold = float(np.percentile(self._recent, hurdle.percentile))
+        self._recent.extend(stage)
+
+        passed = [i for i, f in enumerate(stage) if f >= threshold]
+        self.hurdle_rejects += len(programs) - len(passed)
+        if passed:
+            rest = hurdle.rest_evaluator.fitness_batch([programs[i] for i in passed])
+            self.train_steps += round(self.steps_per_evaluation * (1 - share)) * len(passed)
+            # Mean combination: the tasks' mean is the stages' weighted mean.
+            for i, f in zip(passed, rest, strict=True):
+                stage[i] = share * stage[i] + (1 - share) * float(f)
+        return stage
+
+    def hit_rate(self) -> float:
+        return self.cache_hits / self.individuals if self.individuals else 0.0
+
+
+@dataclass(frozen=True)
+class PopulationStats:
+    """Mean, population st.dev and the best (first index of the maximum) fitness."""
+
+    mean: float
+    stdev: float
+    best_index: int
+    best_fitness: float
+
+
+class RegularizedEvolution:
+    """The population, its fitnesses and the loop that renews them."""
+
+    def __init__(self, scorer: Scorer, mutator: Mutator, generator: Generator,
+                 population_size: int, tournament_size: int, rng: random.Random,
+                 batch_size: int = 256):
+        self.scorer = scorer
+        self.mutator = mutator
+        self.generator = generator
+        self.population_size = population_size
+        self.tournament_size = tournament_size
+        self.rng = rng
+        self.batch_size = batch_size
+        self.population: list[Program] = []
+        self.fitness: list[float | None] = []
+        self.generations = 0
+
+    def initialize(self):
+        """Fill every slot with an initial program (passed through a 0-action mutation)."""
+        programs = [self.mutator.mutate(self.generator.initial_program(), 0)
+                    for _ in range(self.population_size)]
+        self.population = programs
+        self.fitness = self.scorer.score(programs)
+
+    def restore(self, population: list[Program], fitness: list[float]):
+        """Continue from a saved population (a checkpoint)."""
+        self.population, self.fitness = list(population), list(fitness)
+
+    def generation(self):
+        """One pass over the slots in index order, each replaced by a tournament winner's child."""
+        population, fitness = self.population, self.fitness
+        rand, size, draws = self.rng.random, self.population_size, range(self.tournament_size)
+        mutate, lookup = self.mutator.mutate, self.scorer.lookup
+        queued: list[tuple[int, int]] = []  # (slot, ticket) of children awaiting evaluation
+
+        for slot in range(size):
+            drawn = [int(rand() * size) for _ in draws]
+            scores = [fitness[i] for i in drawn]
+            if None in scores:  # a drawn child is still queued: evaluate the queue first
+                self._settle(queued)
+                scores = [fitness[i] for i in drawn]
+            parent = population[drawn[scores.index(max(scores))]]
+
+            child = mutate(parent)
+            score, ticket = lookup(child)
+            population[slot] = child
+            fitness[slot] = score
+            if ticket is not None:
+                queued.append((slot, ticket))
+                if len(queued) >= self.batch_size:
+                    self._settle(queued)
+        self._settle(queued)
+        self.generations += 1
+
+    def _settle(self, queued: list[tuple[int, int]]):
+        results = self.scorer.flush()
+        for slot, ticket in queued:
+            self.fitness[slot] = results[ticket]
+        queued.clear()
+
+    def run(self, max_train_steps: int, max_seconds: float = math.inf, should_stop=None):
+        """Generations until the train steps or time run out, or `should_stop()` says so.
+
+        NOTE: like the original, limits are checked between generations only, so the train
+        steps overshoot by up to one generation.
+        """
+        start_steps, start = self.scorer.train_steps, time.monotonic()
+        while (self.scorer.train_steps - start_steps < max_train_steps
+               and time.monotonic() - start < max_seconds):
+            self.generation()
+            if should_stop is not None and should_stop():
+                return
+
+    def stats(self) -> PopulationStats:
+        fitness = self.fitness
+        n = len(fitness)
+        mean = sum(fitness) / n
+        variance = sum(f * f for f in fitness) / n - mean * mean
+        best = max(fitness)
+        return PopulationStats(mean, math.sqrt(max(variance, 0.0)), fitness.index(best), best)
+
+    def best(self) -> tuple[Program, float]:
+        stats = self.stats()
+        return self.population[stats.best_index], stats.best_fitness
