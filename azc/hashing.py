@@ -21,17 +21,20 @@ _CODES = struct.Struct("<4H")
 _COUNT = struct.Struct("<I")
 _DATA = tuple(struct.Struct(f"<{n}d") for n in range(4))
 
-# Encodings of instructions seen recently: evolved programs share most of their instructions.
+# Encodings of data-free instructions seen recently: evolved programs share most instructions.
+# NOTE: instructions with data are not cached: equal tuples may differ in bits (0.0 == -0.0).
 _encoded: dict[Instruction, bytes] = {}
 _CACHE_LIMIT = 1 << 16
 
 
 def encode_instruction(instruction: Instruction) -> bytes:
     """The canonical bytes of one instruction."""
+    op, out, in1, in2, data = instruction
+    if data:
+        return _CODES.pack(op, out, in1, in2) + _DATA[len(data)].pack(*data)
     code = _encoded.get(instruction)
     if code is None:
-        op, out, in1, in2, data = instruction
-        code = _CODES.pack(op, out, in1, in2) + _DATA[len(data)].pack(*data)
+        code = _CODES.pack(op, out, in1, in2)
         if len(_encoded) >= _CACHE_LIMIT:
             _encoded.clear()
         _encoded[instruction] = code

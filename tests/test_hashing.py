@@ -1,0 +1,112 @@
+"""The structural hash: equal under renaming and operand order, stable across processes, and
+free of collisions among distinct canonical forms."""
+
+import random
+import subprocess
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from azc.generator import linear_program, neural_net_program
+from azc.hashing import digest, encode, optimize_and_hash, structural_hash
+from azc.ir import FEATURES, LABEL, PREDICTION, Instruction, MemoryShape, Program
+from azc.ops import OPS, S, V
+from azc.passes import optimize
+from tests.strategies import programs
+
+MEMORY = MemoryShape(6, 5, 3)
+RESERVED = {(S, LABEL), (S, PREDICTION), (V, FEATURES)}
+
+# Pinned: the hash must not change between runs, machines or Python processes.
+LINEAR_HASH = structural_hash(linear_program())
+
+
+def renamed(program: Program, rng: random.Random) -> Program:
+    """The program with free addresses permuted per kind and commutative operands swapped."""
+    maps = {}
+    for kind in "svm":
+        free = [a for a in range(MEMORY.size(kind)) if (kind, a) not in RESERVED]
+        shuffled = free[:]
+        rng.shuffle(shuffled)
+        maps[kind] = dict(zip(free, shuffled, strict=True))
+
+    def name(kind, address):
+        return address if (kind, address) in RESERVED else maps[kind][address]
+
+    def rewrite(instruction):
+        op = OPS[instruction.op]
+        if op.out is None:
+            return instruction
+        addresses = (instruction.in1, instruction.in2)[:op.arity]
+        ins = [name(kind, a) for kind, a in zip(op.ins, addresses, strict=True)]
+        ins += [0] * (2 - len(ins))
+        if op.commutative and rng.random() < 0.5:
+            ins.reverse()
+        return Instruction(op.id, name(op.out, instruction.out), *ins, instruction.data)
+
+    return Program(*(tuple(map(rewrite, c)) for c in program.components()))
+
+
+@settings(max_examples=500, deadline=None)
+@given(programs(memory=MEMORY), st.randoms(use_true_random=False))
+def test_hash_is_equal_under_renaming_and_operand_order(program, rng):
+    other = renamed(program, rng)
+    assert optimize(other) == optimize(program)
+    assert structural_hash(other) == structural_hash(program)
+
+
+def test_hash_is_the_same_in_another_process_with_another_hash_seed():
+    code = ("from azc.generator import linear_program; from azc.hashing import structural_hash;"
+            "print(structural_hash(linear_program()))")
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={"PYTHONHASHSEED": seed, "PATH": ""})
+        assert int(out.stdout) == LINEAR_HASH
+
+
+def test_hash_is_pinned():
+    assert LINEAR_HASH == 10350169864226394697
+
+
+def test_hash_distinguishes_data_bits():
+    p = linear_program()
+    q = p.replace(setup=(p.setup[0]._replace(data=(0.010000000000000002,)),))
+    assert structural_hash(p) != structural_hash(q)
+    zero = p.replace(setup=(p.setup[0]._replace(data=(0.0,)),))
+    minus_zero = p.replace(setup=(p.setup[0]._replace(data=(-0.0,)),))
+    assert structural_hash(zero) != structural_hash(minus_zero)
+
+
+def test_optimize_and_hash_agree_with_the_separate_calls():
+    for p in (linear_program(), neural_net_program()):
+        canonical, h = optimize_and_hash(p)
+        assert canonical == optimize(p)
+        assert h == structural_hash(p) == digest(canonical)
+
+
+def random_program(rng: random.Random, sizes=(10, 2, 8)) -> Program:
+    """A random program over every op, as the generator's RANDOM_ALGORITHM makes them."""
+    def instruction():
+        op = rng.choice(OPS)
+        if op.out is None:
+            return Instruction(0)
+        ins = [rng.randrange(MEMORY.size(k)) for k in op.ins] + [0, 0]
+        data = tuple(float(rng.randrange(-3, 4)) / 4 for _ in range(op.data_size))
+        # Writing the prediction often keeps many programs alive after dead-code removal.
+        out = rng.randrange(MEMORY.size(op.out))
+        if op.out == S and rng.random() < 0.5:
+            out = PREDICTION
+        return Instruction(op.id, out, ins[0], ins[1], data)
+
+    return Program(*(tuple(instruction() for _ in range(n)) for n in sizes))
+
+
+def test_no_collisions_among_distinct_canonical_forms():
+    rng = random.Random(7)
+    hashes = {}
+    for _ in range(30000):
+        canonical = optimize(random_program(rng, (rng.randrange(5), 6, rng.randrange(5))))
+        hashes.setdefault(encode(canonical), digest(canonical))
+    assert len(hashes) > 10000
+    assert len(set(hashes.values())) == len(hashes)
