@@ -1,0 +1,198 @@
+"""Fitness caching: skip evaluating a child that is an algorithm already seen.
+
+Two keys name a program's behaviour, and one cache (FitnessCache) serves evolution with both:
+
+- structural: the hash of its canonical form (azc.hashing) and its budgeted number of train
+  examples. Exact: equal keys mean equal fitness, bit for bit, so entries are never forgotten.
+- functional, as the original's functional equivalence checking (reference §12): run the
+  program briefly with a fixed seed, recording its errors on 10 training and 10 validation
+  examples per task, and hash those errors with the task index and the train budget. Programs
+  that differ in text but compute alike share a fingerprint. It is a heuristic (equal errors
+  early need not mean equal fitness later), so, as in the original, an entry is forgotten after
+  `forget_every` hits and is then evaluated afresh.
+
+    fitness = cache.structural(key)                     # free
+    if fitness is None: errors = short run; fitness = cache.functional(fingerprint(errors))
+    if fitness is None: fitness = evaluate(program); cache.store(fitness, key, fingerprint)
+
+The fingerprint hashes NumPy arrays of errors, so either the reference executor
+(`azc.reference.run_task(record=True)`, see `reference_errors`) or a native engine's batch
+error recording can feed it: the same errors give the same hash. Errors are hashed bit for bit
+after mapping -0.0 to 0.0, as the original's std::hash<double> does; no rounding.
+"""
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from hashlib import blake2b
+
+import numpy as np
+
+from azc.ir import Program
+from azc.tasks import Task
+
+FEC_SEED = 235732282  # the original reseeds its FEC random engine with this before every run
+NUM_TRAIN = NUM_VALID = 10
+CACHE_SIZE = 100_000
+FORGET_EVERY = 100
+
+_HEADER = b"azc-fec-v1"
+
+
+def _errors_bytes(errors) -> bytes:
+    values = np.asarray(errors, dtype=np.float64).reshape(-1) + 0.0  # -0.0 becomes 0.0
+    return len(values).to_bytes(4, "little") + values.astype("<f8").tobytes()
+
+
+def fingerprint(train_errors, valid_errors, task_index: int, train_budget: int) -> int:
+    """The 64-bit functional hash of one (program, task): recorded errors, task, budget.
+
+    Pass exactly the errors recorded, truncated at an early stop as the executor leaves them.
+    """
+    h = blake2b(_HEADER, digest_size=8)
+    h.update(_errors_bytes(train_errors))
+    h.update(_errors_bytes(valid_errors))
+    h.update(int(task_index).to_bytes(8, "little", signed=True))
+    h.update(int(train_budget).to_bytes(8, "little", signed=True))
+    return int.from_bytes(h.digest(), "little")
+
+
+def combined_fingerprint(fingerprints: Iterable[int]) -> int:
+    """One key for a program over all its tasks, from the per-task fingerprints in order."""
+    h = blake2b(_HEADER + b"-tasks", digest_size=8)
+    for value in fingerprints:
+        h.update(int(value).to_bytes(8, "little"))
+    return int.from_bytes(h.digest(), "little")
+
+
+def reference_errors(program: Program, task: Task, task_index: int, *, memory=None,
+                     num_train: int = NUM_TRAIN, num_valid: int = NUM_VALID,
+                     max_abs_error: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, valid) errors of the fingerprinting run, from the NumPy reference executor."""
+    from azc.reference import run_task  # NOTE: late import: native engines feed this module too
+
+    run = run_task(program, task, memory=memory, num_train=num_train, num_valid=num_valid,
+                   max_abs_error=max_abs_error, seed=FEC_SEED, task_index=task_index,
+                   record=True)
+    return np.array(run.train_errors, dtype=np.float64), np.array(run.valid_errors,
+                                                                  dtype=np.float64)
+
+
+def reference_fingerprint(program: Program, tasks: list[Task], train_budget: int,
+                          **options) -> int:
+    """The program's functional hash over all tasks, using the reference executor."""
+    return combined_fingerprint(
+        fingerprint(*reference_errors(program, task, index, **options), index, train_budget)
+        for index, task in enumerate(tasks))
+
+
+class LRUCache:
+    """The original's FEC cache: least recently used eviction, forgetting after many hits.
+
+    A hit moves the entry to the front and counts it (an entry starts at 1 on insert); when the
+    count reaches `forget_every` (0: never) the entry is deleted right after being returned.
+    """
+
+    def __init__(self, capacity: int = CACHE_SIZE, forget_every: int = FORGET_EVERY):
+        if capacity < 1:
+            raise ValueError("an LRU cache needs room for at least one entry")
+        self.capacity = capacity
+        self.forget_every = forget_every
+        self._entries: OrderedDict = OrderedDict()  # key -> [value, hits]; most recent last
+
+    def get(self, key):
+        """The value stored for `key`, or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        entry[1] += 1
+        if self.forget_every and entry[1] >= self.forget_every:
+            del self._entries[key]
+        else:
+            self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key, value):
+        """Store `value` as the most recent entry, evicting the least recent one if full."""
+        self._entries[key] = [value, 1]
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def keys(self) -> list:
+        """Keys from least to most recently used."""
+        return list(self._entries)
+
+    def __contains__(self, key):
+        return key in self._entries
+
+    def __len__(self):
+        return len(self._entries)
+
+
+@dataclass
+class CacheStats:
+    """Lookups and hits of each key kind."""
+
+    structural_lookups: int = 0
+    structural_hits: int = 0
+    functional_lookups: int = 0
+    functional_hits: int = 0
+
+    @property
+    def structural_rate(self) -> float:
+        return self.structural_hits / self.structural_lookups if self.structural_lookups else 0.0
+
+    @property
+    def functional_rate(self) -> float:
+        return self.functional_hits / self.functional_lookups if self.functional_lookups else 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of programs answered from the cache (each program's first lookup counts once)."""
+        hits = self.structural_hits + self.functional_hits
+        return hits / self.structural_lookups if self.structural_lookups else 0.0
+
+
+class FitnessCache:
+    """The one fitness cache evolution asks: by structure (exact), then by function (FEC).
+
+    Structural keys are `structure_key(structural_hash, train_budget)`: the budget belongs in
+    the key because it is decided on the program as evolved, dead code included (reference §13).
+    """
+
+    def __init__(self, size: int = CACHE_SIZE, forget_every: int = FORGET_EVERY,
+                 functional: bool = True):
+        self.by_structure = LRUCache(size, forget_every=0)
+        self.by_function = LRUCache(size, forget_every) if functional else None
+        self.stats = CacheStats()
+
+    def structural(self, key):
+        """Cached fitness of a canonical form, or None."""
+        self.stats.structural_lookups += 1
+        fitness = self.by_structure.get(key)
+        if fitness is not None:
+            self.stats.structural_hits += 1
+        return fitness
+
+    def functional(self, key):
+        """Cached fitness of a fingerprint, or None (always None with FEC off)."""
+        if self.by_function is None:
+            return None
+        self.stats.functional_lookups += 1
+        fitness = self.by_function.get(key)
+        if fitness is not None:
+            self.stats.functional_hits += 1
+        return fitness
+
+    def store(self, fitness: float, structure=None, function=None):
+        """Remember a fitness under the keys given."""
+        if structure is not None:
+            self.by_structure.put(structure, fitness)
+        if function is not None and self.by_function is not None:
+            self.by_function.put(function, fitness)
+
+
+def structure_key(structural_hash: int, train_budget: int) -> tuple[int, int]:
+    """The structural cache key: canonical form and budgeted train examples."""
+    return (structural_hash, train_budget)
