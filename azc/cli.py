@@ -36,7 +36,9 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except AzcError as error:
-            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+            # soft_wrap: paths and file:line prefixes stay whole, to copy and click.
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -105,6 +107,96 @@ def _print_run(program: Path, result):
               highlight=False)
     out.print(f"memory {result.memory}, engine {result.engine}, {result.seconds:.3f} s "
               f"(+ {result.task_seconds:.3f} s making tasks)", highlight=False)
+
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "demo.toml"
+
+
+@app.command()
+@user_errors
+def evolve(
+    experiment: Path = typer.Argument(None, help="Experiment file (TOML) [default: the demo]."),
+    seed: int = typer.Option(None, help="Random seed [default: drawn, and recorded]."),
+    out_dir: Path = typer.Option(None, "--out", help="Run directory to record the run in."),
+    max_time: float = typer.Option(None, help="Stop after this many seconds (checkpointed)."),
+    resume: Path = typer.Option(None, help="Continue the run recorded in this directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
+    checkpoint_every: float = typer.Option(30.0, help="Seconds between checkpoints."),
+):
+    """Evolve an algorithm with regularized evolution (default: rediscover linear regression)."""
+    from azc import live, rundir
+
+    if experiment is not None and resume is not None:
+        raise AzcError("give an experiment file or --resume, not both")
+    path = experiment or DEMO
+    view = None
+    if not as_json:
+        if out.is_terminal:
+            budget = _budget_of(path, resume)
+            view = live.LiveView(out, budget)
+        else:
+            view = live.PlainView(out)
+    monitors = [view] if view is not None else []
+    with view if isinstance(view, live.LiveView) else _nothing():
+        summary = rundir.evolve(path, seed=seed, out=out_dir, resume=resume,
+                                max_seconds=max_time or float("inf"), monitors=monitors,
+                                checkpoint_seconds=checkpoint_every)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    if summary.get("interrupted"):
+        raise typer.Exit(130 if not max_time else 0)
+
+
+def _budget_of(path: Path, resume: Path | None) -> int:
+    from azc.experiment import load_experiment
+
+    source = resume / "experiment.toml" if resume is not None else path
+    return load_experiment(source).table.evolution.max_train_steps
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _print_summary(summary: dict):
+    state = ("solved" if summary["solved"] else
+             "interrupted" if summary["interrupted"] else "done")
+    final = summary["final_fitness"]
+    out.print(f"{state} after {summary['experiments']} experiment(s), "
+              f"{summary['individuals']:,} individuals in {summary['seconds']:.1f} s "
+              f"({summary['individuals_per_second']:,.0f}/s), seed {summary['seed']}",
+              highlight=False)
+    if summary["best_program"] is None:
+        return
+    out.print(f"search fitness {summary['search_fitness']:.6f}, select fitness "
+              f"{summary['select_fitness']:.6f}, final fitness (unseen tasks) "
+              + ("-" if final is None else f"{final:.6f}"), highlight=False)
+    out.print(escape(summary["best_program"].rstrip()), highlight=False)
+
+
+@app.command()
+@user_errors
+def diff(
+    old: Path = typer.Argument(..., help="The earlier program (.az)."),
+    new: Path = typer.Argument(..., help="The later program (.az)."),
+    simplify: bool = typer.Option(False, help="Compare the optimized programs."),
+):
+    """Show how one program differs from another, component by component."""
+    from azc.diff import program_diff
+    from azc.parse import parse_file
+
+    lines = program_diff(parse_file(old), parse_file(new), simplify=simplify)
+    for line in lines:
+        style = "green" if line[:1] == "+" else "red" if line[:1] == "-" else "dim"
+        out.print(f"[{style}]{escape(line)}[/]", highlight=False)
+    if not lines:
+        out.print("no differences", style="dim")
 
 
 def main():

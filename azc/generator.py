@@ -98,6 +98,10 @@ class Generator:
             "damaged_neural_net": pad(neural_net_program(damaged=True), self.sizes),
         }.get(kind)
 
+    def hand_written_ops(self) -> set[int]:
+        """Ops of the hand-written initial program (none for noop and random)."""
+        return {i.op for i in self._fixed.instructions()} if self._fixed else set()
+
     def initial_program(self) -> Program:
         """A fresh program: the fixed hand-written one, or a new random one."""
         if self._fixed is not None:

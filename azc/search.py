@@ -36,15 +36,17 @@ from azc.tasks import randomize_seeds
 log = logging.getLogger("azc")
 
 
-def make_evaluator(tasks, memory, **options):
-    """The fastest evaluator available: the native engine, else the NumPy reference."""
+def make_evaluator(tasks, memory, engine: str = "auto", ops=None, **options):
+    """The evaluator of the named engine ("auto": the fastest available, else the reference)."""
     try:
         from azc.engine import make_evaluator as native
     except ImportError:
+        native = None
+    if native is None or engine == "reference":
         from azc.reference import ReferenceEvaluator
 
         return ReferenceEvaluator(tasks, memory, **options)
-    return native(tasks, memory, **options)
+    return native(tasks, memory, engine=engine, ops=ops, **options)
 
 
 def cache_key():
@@ -122,6 +124,7 @@ class Search:
     max_seconds: float = math.inf
     checkpoint_seconds: float = 30.0
     progress_seconds: float = 1.0
+    engine: str = "auto"
 
     def __post_init__(self):
         self.rng = random.Random(self.seed)
@@ -185,7 +188,10 @@ class Search:
             else exp.search_tasks
         select_specs = randomize_seeds(exp.select_tasks, task_seed ^ 0x5E1EC7) if randomize \
             else exp.select_tasks
-        options = dict(max_abs_error=table.evolution.max_abs_error, seed=eval_seed)
+        ops = sorted(set().union(*exp.mutation.ops)
+                     | self.generator.hand_written_ops())
+        options = dict(max_abs_error=table.evolution.max_abs_error, seed=eval_seed,
+                       engine=self.engine, ops=ops)
         search_tasks = make_collection(search_specs)
         evaluator = make_evaluator(search_tasks, exp.memory, combine=table.evolution.combine,
                                    **options)
@@ -286,8 +292,9 @@ class Search:
     def _final_fitness(self, program: Program) -> float:
         exp = self.experiment
         tasks = make_collection(exp.final_tasks)
-        evaluator = make_evaluator(tasks, exp.memory, max_abs_error=exp.table.evolution
-                                   .max_abs_error, seed=self.seed)
+        evaluator = make_evaluator(tasks, exp.memory, self.engine,
+                                   max_abs_error=exp.table.evolution.max_abs_error,
+                                   seed=self.seed)
         return float(evaluator.fitness_batch([program])[0])
 
     # --- reporting -----------------------------------------------------------------------------

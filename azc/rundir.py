@@ -1,0 +1,149 @@
+"""Run directories: what a search leaves on disk, readable at any moment.
+
+    run.json          seed, experiment file name, azc version            (written once)
+    experiment.toml   the experiment as given                            (written once)
+    progress.jsonl    one JSON object per progress report, appended
+    best.az           the best program so far, as azc text: the current experiment's best
+                      while it runs, the reported solution once the search ends
+    checkpoint.json   the search state: population as azc text, fitnesses, random state
+    result.json       the outcome, once the search ends
+
+Every file but progress.jsonl is replaced atomically (temp file, fsync, os.replace), so a run
+killed at any moment leaves the previous version whole. A killed run may leave a partial last
+line in progress.jsonl; readers skip it. Nothing is pickled.
+"""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from azc import __version__
+from azc.config import read_toml
+from azc.errors import AzcError
+from azc.experiment import Experiment, experiment_from, load_experiment
+from azc.printer import format_program
+from azc.search import Monitor, Search
+
+log = logging.getLogger("azc")
+
+
+def write_atomic(path: Path, text: str):
+    """Replace `path` by `text` so that readers see the old or the new file, never a mix."""
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+
+
+class RunDir(Monitor):
+    """A search's run directory; as a Monitor it records progress, best programs, checkpoints."""
+
+    wants_checkpoints = True
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._log = None
+
+    def create(self, experiment: Experiment, seed: int):
+        """Start a new run: refuses a directory that already holds one."""
+        if (self.path / "run.json").exists():
+            raise AzcError(f"{self.path} already holds a run; resume it with --resume "
+                           f"{self.path}, or choose another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path / "experiment.toml", experiment.text)
+        source = os.path.abspath(experiment.path) if experiment.path else None
+        write_atomic(self.path / "run.json", json.dumps(
+            {"seed": seed, "experiment": source, "azc": __version__}, indent=1) + "\n")
+
+    def load(self) -> tuple[Experiment, int, dict | None]:
+        """The experiment, seed and latest checkpoint (None if none was written yet)."""
+        run = self.path / "run.json"
+        if not run.exists():
+            raise AzcError(f"{self.path}: not a run directory (no run.json)")
+        meta = json.loads(run.read_text(encoding="utf-8"))
+        experiment = experiment_from(read_toml(self.path / "experiment.toml"),
+                                     Path(meta["experiment"] or ".").parent)
+        checkpoint = self.path / "checkpoint.json"
+        state = json.loads(checkpoint.read_text(encoding="utf-8")) if checkpoint.exists() \
+            else None
+        return experiment, meta["seed"], state
+
+    def result(self) -> dict | None:
+        path = self.path / "result.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    # --- Monitor -------------------------------------------------------------------------------
+
+    def progress(self, record: dict):
+        if self._log is None:
+            self._log = open(self.path / "progress.jsonl", "a", encoding="utf-8")
+        self._log.write(json.dumps(record) + "\n")
+        self._log.flush()
+
+    def experiment_done(self, record: dict):
+        self.progress({"event": "experiment_done", **record})
+
+    def checkpoint(self, state: dict):
+        write_atomic(self.path / "checkpoint.json", json.dumps(state))
+
+    def improved(self, program, fitness, previous):
+        write_atomic(self.path / "best.az", format_program(program))
+
+    def finish(self, summary: dict):
+        write_atomic(self.path / "result.json", json.dumps(summary, indent=1) + "\n")
+        if summary.get("best_program"):
+            write_atomic(self.path / "best.az", summary["best_program"])
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def read_progress(path: str | Path) -> list[dict]:
+    """The progress records of a run directory, skipping a partial last line."""
+    records = []
+    file = Path(path) / "progress.jsonl"
+    if not file.exists():
+        return records
+    for line in file.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | Path | None = None,
+           resume: str | Path | None = None, max_seconds: float = float("inf"),
+           monitors=(), checkpoint_seconds: float = 30.0) -> dict:
+    """Run (or resume) a search, recording it in a run directory; its summary.
+
+    Without `out` or `resume` nothing is written. A new run without a seed takes one from the
+    operating system and records it.
+    """
+    if resume is not None:
+        rundir = RunDir(resume)
+        finished = rundir.result()
+        experiment, seed, state = rundir.load()
+        if finished is not None and not finished.get("interrupted"):
+            return finished
+    else:
+        experiment = load_experiment(experiment_path)
+        seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+        rundir, state = (RunDir(out) if out is not None else None), None
+        if rundir is not None:
+            rundir.create(experiment, seed)
+
+    listeners = list(monitors) + ([rundir] if rundir is not None else [])
+    search = Search(experiment, seed, monitors=listeners, max_seconds=max_seconds,
+                    checkpoint_seconds=checkpoint_seconds)
+    if state is not None:
+        search.restore(state)
+    log.info("search with seed %d", seed)
+    summary = {"seed": seed, "experiment": experiment.table.name,
+               **search.run().summary()}
+    if rundir is not None:
+        rundir.finish(summary)
+    return summary
