@@ -199,6 +199,34 @@ def diff(
         out.print("no differences", style="dim")
 
 
+@app.command()
+@user_errors
+def simplify(
+    program: Path = typer.Argument(..., help="The algorithm, an .az file."),
+    show_diff: bool = typer.Option(False, "--diff", help="Mark what was removed or folded."),
+):
+    """Print the smallest equivalent program, in canonical form."""
+    from azc.parse import parse_file
+    from azc.printer import format_program
+    from azc.simplify import FOLDED, REMOVED
+    from azc.simplify import simplify as simplify_program
+
+    result = simplify_program(parse_file(program))
+    if not show_diff:
+        typer.echo(format_program(result.simplified), nl=False)
+        return
+    marks = {REMOVED: ("- ", "red"), FOLDED: ("~ ", "yellow")}
+    for number, (fate, text) in enumerate(result.lines()):
+        if fate is None:
+            out.print(("\n" if number else "") + escape(text), style="bold", highlight=False)
+            continue
+        mark, style = marks.get(fate, ("  ", None))
+        out.print(f"    {mark}{escape(text)}", style=style, highlight=False)
+    out.print(f"{result.count(REMOVED)} of {len(result.original)} instructions removed, "
+              f"{result.count(FOLDED)} folded into constants; {len(result.simplified)} remain",
+              style="dim", highlight=False)
+
+
 def main():
     app(prog_name="azc")
 

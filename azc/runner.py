@@ -62,23 +62,22 @@ def make_evaluator(engine: str, tasks: list[Task], memory: MemoryShape, *, seed:
                    max_abs_error: float = 100.0):
     """An evaluator with `evaluate(program) -> Evaluation` for the named engine.
 
-    "reference" is the NumPy executor. The native engines live in azc.engine; "auto" picks the
-    best one available and falls back to the reference executor when none is.
+    The engines live behind azc.engine.make_evaluator; without that module (a build without
+    native engines) "auto" falls back to the reference executor.
     """
     if engine not in ENGINES:
         raise ConfigError(f"--engine: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if engine != "reference":
-        try:
-            from azc.engine import make_evaluator as make_native
-        except ImportError:
-            make_native = None
-        if make_native is not None:
-            return make_native(engine, tasks, memory, seed=seed, max_abs_error=max_abs_error)
-        if engine != "auto":
+    try:
+        from azc.engine import make_evaluator as make_engine
+    except ModuleNotFoundError as missing:
+        if missing.name != "azc.engine":
+            raise
+        if engine not in ("auto", "reference"):
             raise ConfigError(f"--engine: the {engine} engine is not available in this build; "
-                              "use --engine reference")
+                              "use --engine reference") from None
         log.info("no native engine available: using the reference executor")
-    return ReferenceEvaluator(tasks, memory, seed=seed, max_abs_error=max_abs_error)
+        return ReferenceEvaluator(tasks, memory, seed=seed, max_abs_error=max_abs_error)
+    return make_engine(tasks, memory, engine=engine, seed=seed, max_abs_error=max_abs_error)
 
 
 @dataclass
@@ -146,7 +145,6 @@ def run(program_path: str | Path, specs: list[TaskSpec], *, memory: MemoryShape 
     start = time.perf_counter()
     evaluation = evaluator.evaluate(program)
     seconds = time.perf_counter() - start
-    name = getattr(evaluator, "name", None) or (
-        "reference" if isinstance(evaluator, ReferenceEvaluator) else engine)
+    name = "reference" if isinstance(evaluator, ReferenceEvaluator) else engine
     log.info("%s: fitness %.6f in %.3f s", program_path, evaluation.fitness, seconds)
     return RunResult(program, memory, tasks, evaluation, name, seconds, task_seconds)

@@ -132,6 +132,14 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
         rows_features, labels = data.read_table(kind, options)
         features = features or rows_features.shape[1]
         train, valid = data.split_counts(len(labels), train, valid)
+        # One of the two given: the other takes the remaining rows.
+        if table.train is None and table.valid is not None:
+            train = len(labels) - valid
+        elif table.valid is None and table.train is not None:
+            valid = len(labels) - train
+        for key, count in (("train", train), ("valid", valid)):
+            if count < 1:
+                raise fail(key, f"leaves {count} {key} examples of the file's {len(labels)} rows")
     if features not in tasks.FEATURE_SIZES:
         raise fail("features", f"must be one of {', '.join(map(str, tasks.FEATURE_SIZES))}, "
                    f"got {features}")

@@ -57,6 +57,10 @@ num_tasks = 1
     task = make_collection(specs)[0]
     np.testing.assert_allclose(task.train_features.mean(axis=0), 0.0, atol=1e-12)
 
+    whole = '[[tasks]]\nkind = "csv"\ntrain = 50\npath = "data/d.csv"\n'
+    with pytest.raises(ConfigError, match=r"tasks.toml:1: tasks\[0\].valid: leaves 0 valid"):
+        load_task_file(write(tmp_path, whole))
+
 
 @pytest.mark.parametrize("text, message", [
     ('[[tasks]]\nkind = "lineer"\n', r"tasks.toml:2: tasks\[0\].kind: unknown task kind 'lineer'"),

@@ -1,0 +1,171 @@
+"""`azc run` through typer's runner: fitness reports, and clean errors with exit status 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from azc.cli import app
+from azc.errors import ConfigError
+from azc.ir import MemoryShape
+from azc.runner import make_evaluator, parse_memory, run
+from azc.taskfile import task_specs_from_flags
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+# Gradient descent on a linear model: the original's LINEAR_ALGORITHM. On accuracy tasks Learn
+# sees sigmoid(s1), which makes the same program logistic regression.
+LINEAR = """\
+def setup():
+    s2 = 0.01
+
+def predict():
+    s1 = dot(v1, v0)
+
+def learn():
+    s3 = s0 - s1
+    s3 = s2 * s3
+    v2 = s3 * v0
+    v1 = v1 + v2
+"""
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def program(tmp_path):
+    path = tmp_path / "linear.az"
+    path.write_text(LINEAR)
+    return path
+
+
+def azc(*args):
+    return runner.invoke(app, ["run", *map(str, args)])
+
+
+def run_json(*args, engine="reference") -> dict:
+    result = azc(*args, "--json", "--engine", engine)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_default_collection_is_ten_linear_tasks(program):
+    report = run_json(program)
+    assert len(report["task_fitness"]) == 10 and report["tasks"][0] == "linear-0"
+    assert report["eval_types"] == ["rms"] * 10
+    assert report["fitness"] > 0.999 and report["seconds"] > 0
+    assert report["memory"] == "4/3/0"  # the program's own shape
+
+
+def test_json_fitness_matches_the_library(program):
+    specs = task_specs_from_flags(num_tasks=2, train=100)
+    expected = run(program, specs, engine="reference").evaluation
+    report = run_json(program, "--tasks", 2, "--train", 100)
+    assert report["fitness"] == expected.fitness
+    assert report["task_fitness"] == list(expected.task_fitness)
+
+
+def test_readable_summary(program):
+    result = azc(program, "--tasks", 2, "--train", 50)
+    assert result.exit_code == 0
+    assert "linear-1" in result.stdout and "fitness" in result.stdout
+
+
+def test_seeds_and_epochs_change_the_tasks(program):
+    a = run_json(program, "--tasks", 1, "--train", 20, "--data-seed", 1, "--param-seed", 2)
+    b = run_json(program, "--tasks", 1, "--train", 20, "--data-seed", 1, "--param-seed", 3)
+    c = run_json(program, "--tasks", 1, "--train", 20, "--data-seed", 1, "--param-seed", 2,
+                 "--epochs", 5)
+    assert a["fitness"] != b["fitness"] and c["fitness"] > a["fitness"]
+
+
+def test_logistic_regression_on_digits_0_vs_1(program):
+    """The acceptance check of the real-data path: > 0.95 accuracy at F = 16."""
+    report = run_json(program, "--kind", "digits", "--classes", "0,1", "--features", 16)
+    assert report["eval_types"] == ["accuracy"] * 10
+    assert report["fitness"] > 0.95
+
+
+def test_csv_data(program, tmp_path):
+    lines = [f"{i % 7 - 3},{i % 5 - 2},{(i % 7 - 3) - 2 * (i % 5 - 2)}" for i in range(70)]
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "\n".join(lines) + "\n")
+    report = run_json(program, "--data", data, "--features", 2, "--tasks", 2, "--epochs", 20,
+                      "--valid", 0.25)
+    assert report["tasks"] == ["d.csv seed 11001", "d.csv seed 11012"]
+    # The model has no bias, and standardizing on a random train split leaves a small intercept.
+    assert report["fitness"] > 0.8
+
+
+def test_tasks_file(program, tmp_path):
+    tasks = tmp_path / "t.toml"
+    tasks.write_text('[[tasks]]\nkind = "linear"\nnum_tasks = 3\ntrain = 100\n')
+    assert len(run_json(program, "--tasks-file", tasks)["task_fitness"]) == 3
+
+
+def test_default_engine_agrees_with_the_reference(program):
+    reference = run_json(program, "--tasks", 3, "--epochs", 2)
+    default = run_json(program, "--tasks", 3, "--epochs", 2, engine="auto")
+    assert default["task_fitness"] == pytest.approx(reference["task_fitness"], abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["linear_regression.az"])
+def test_example_runs_with_no_other_argument(name):
+    path = EXAMPLES / name
+    if not path.exists():
+        pytest.skip(f"{path} not written yet")
+    report = run_json(path)
+    assert len(report["task_fitness"]) == 10 and report["fitness"] > 0.99
+
+
+def errors_of(*args) -> str:
+    result = azc(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(
+        result.exception, SystemExit)
+    return result.output
+
+
+def test_parse_error(tmp_path):
+    bad = tmp_path / "bad.az"
+    bad.write_text("def predict():\n    s1 = sqrt(s0)\n")
+    assert "bad.az:2:10" in errors_of(bad) and "sqrt" in errors_of(bad)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--features", 3], "--features: must be one of"),
+    (["--features", "three"], "Invalid value"),
+    (["--kind", "lineer"], "unknown task kind 'lineer'"),
+    (["--kind", "digits", "--classes", "0,x"], "--classes: expected two class ids"),
+    (["--kind", "digits", "--eval", "rms"], "eval must be 'accuracy'"),
+    (["--engine", "warp"], "--engine: unknown engine 'warp'"),
+    (["--memory", "4/2"], "--memory: expected scalars/vectors/matrices"),
+    (["--memory", "4/2/0"], "beyond the memory"),
+    (["--max-abs-error", 0], "--max-abs-error: must be positive"),
+    (["--data", "nothing.csv"], "nothing.csv: no such file"),
+    (["--data", "nothing.txt"], "--data: cannot tell the task kind"),
+    (["--tasks-file", "none.toml"], "none.toml: no such file"),
+    (["--tasks-file", "none.toml", "--tasks", 3], "exclude each other"),
+])
+def test_bad_flags(program, args, message):
+    assert message in " ".join(errors_of(program, *args).split())
+
+
+def test_missing_program(tmp_path):
+    assert "nope.az: no such file" in errors_of(tmp_path / "nope.az")
+
+
+def test_bad_task_file_points_at_the_line(program, tmp_path):
+    tasks = tmp_path / "t.toml"
+    tasks.write_text('[[tasks]]\nkind = "linear"\nfeatures = 6\n')
+    assert "t.toml:3: tasks[0].features" in errors_of(program, "--tasks-file", tasks)
+
+
+def test_engine_factory():
+    tasks = []
+    with pytest.raises(ConfigError, match="unknown engine"):
+        make_evaluator("fast", tasks, MemoryShape())
+    assert parse_memory("5/9/2") == MemoryShape(5, 9, 2)
+    with pytest.raises(ConfigError, match="reserved"):
+        parse_memory("1/1/0")
