@@ -1,0 +1,307 @@
+"""Evaluators: one interface over the reference executor and the two native tiers.
+
+    evaluator = make_evaluator(tasks, memory, engine="auto")
+    evaluator.evaluate(program)          -> Evaluation(fitness, task_fitness)
+    evaluator.fitness_batch(programs)    -> float64 array, one native call per batch
+    evaluator.fingerprints(programs)     -> per-example errors for functional-equivalence caches
+
+Programs reach native code as packed records (see `pack`), checked first: op ids against the
+allowed ops, addresses against the memory shape, const-set positions against F. Whatever the
+program, generated code then never reads or writes outside its memory.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from azc import rng
+from azc.engine_tier1 import CTX_SLOTS, Group, Kernel, Shape
+from azc.errors import AzcError, ConfigError
+from azc.fitness import Evaluation, combine_fitnesses
+from azc.ir import MemoryShape, Program, to_arrays
+from azc.ops import OPS, M, S, V
+from azc.tasks import MIN_TRAIN_STEPS, Task
+
+log = logging.getLogger("azc")
+
+ENGINES = ("auto", "interp", "jit", "reference")
+_KIND = {None: 0, S: 1, V: 2, M: 3}
+# Per op: kind codes of out, in1, in2 (0 = unused), and which const-set fields are positions.
+_KINDS = np.array([[_KIND[op.out]] + [_KIND[k] for k in op.ins] + [0] * (2 - len(op.ins))
+                   for op in OPS], dtype=np.int64)
+_VINDEX = next(op.id for op in OPS if op.data == "vindex")
+_MINDEX = next(op.id for op in OPS if op.data == "mindex")
+
+
+@dataclass
+class Packed:
+    """Programs as tier-1 records: (n, 8) int64 op/out/in1/in2/index0/index1/value0/value1
+    (values as float64 bits) and (programs, 4) int64 component starts and end."""
+
+    records: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self):
+        return len(self.offsets)
+
+
+def program_arrays(programs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated to_arrays of every component: codes (n, 4), data (n, 3), lengths (P, 3)."""
+    codes, data, lengths = [], [], []
+    for program in programs:
+        for component in program.components():
+            c, d = to_arrays(component)
+            codes.append(c)
+            data.append(d)
+        lengths.append([len(component) for component in program.components()])
+    if not codes:
+        return np.zeros((0, 4), np.int32), np.zeros((0, 3)), np.zeros((0, 3), np.int64)
+    return np.concatenate(codes), np.concatenate(data), np.array(lengths, dtype=np.int64)
+
+
+def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Packed:
+    """Check and decode compact arrays into tier-1 records; AzcError names what is wrong."""
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1, 4)
+    data = np.asarray(data, dtype=np.float64).reshape(-1, 3)
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1, 3)
+    op = codes[:, 0]
+    program_of = np.repeat(np.arange(len(lengths)), lengths.sum(axis=1))
+
+    def fail(rows, what):
+        first = int(np.flatnonzero(rows)[0])
+        raise AzcError(f"program {int(program_of[first])} of the batch: instruction "
+                       f"{tuple(int(x) for x in codes[first])} {what}")
+
+    if ((op < 0) | (op >= len(OPS))).any():
+        fail((op < 0) | (op >= len(OPS)), "has an unknown op id")
+    if allowed is not None:
+        bad = ~np.isin(op, np.fromiter(allowed, np.int64)) & (op != 0)
+        if bad.any():
+            fail(bad, "uses an op this evaluator was not built for")
+    kinds = _KINDS[op]
+    F2 = F * F
+    sizes = np.array([1, memory.scalars, memory.vectors, memory.matrices])
+    bases = np.array([0, 0, memory.scalars, memory.scalars + memory.vectors * F])
+    strides = np.array([0, 1, F, F2])
+    addresses = codes[:, 1:]
+    outside = (kinds > 0) & ((addresses < 0) | (addresses >= sizes[kinds]))
+    if outside.any():
+        fail(outside.any(axis=1), f"reads or writes outside memory {memory}")
+    elements = np.where(kinds > 0, bases[kinds] + addresses * strides[kinds], 0)
+
+    # Const-set positions, as ops.index computes them: trunc(float32(fraction) * float32(F)).
+    with np.errstate(all="ignore"):
+        scaled = data[:, :2].astype(np.float32) * np.float32(F)
+        finite = np.isfinite(scaled)
+        positions = np.where(finite, scaled, -1).astype(np.int64)
+    uses = np.stack([(op == _VINDEX) | (op == _MINDEX), op == _MINDEX], axis=1)
+    bad = uses & (~finite | (positions < 0) | (positions >= F))
+    if bad.any():
+        fail(bad.any(axis=1), f"sets a position outside 0..{F - 1}")
+    positions = np.where(uses, positions, 0)
+    value0 = np.where(op == _VINDEX, data[:, 1], np.where(op == _MINDEX, data[:, 2], data[:, 0]))
+
+    keep = op != 0
+    records = np.empty((int(keep.sum()), 8), dtype=np.int64)
+    records[:, 0] = op[keep]
+    records[:, 1:4] = elements[keep]
+    records[:, 4:6] = positions[keep]
+    records[:, 6] = value0[keep].view(np.int64)
+    records[:, 7] = data[keep, 1].view(np.int64)
+
+    kept_lengths = np.zeros(lengths.size, dtype=np.int64)
+    component_of = np.repeat(np.arange(lengths.size), lengths.reshape(-1))
+    np.add.at(kept_lengths, component_of[keep], 1)
+    starts = np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64)
+    per_program = starts[:-1].reshape(-1, 3)
+    offsets = np.empty((len(lengths), 4), dtype=np.int64)
+    offsets[:, :3] = per_program
+    offsets[:, 3] = starts[3::3]
+    return Packed(np.ascontiguousarray(records), offsets)
+
+
+@dataclass
+class Fingerprints:
+    """Per-example errors of a short evaluation, per (program, task): the FEC's input.
+
+    `train_errors[p, t, :train_counts[p, t]]` are |y - s1| of the first epoch (after the sigmoid
+    overwrite of ACCURACY tasks), stopping before an early stop; `valid_errors` likewise for the
+    first validation (RMS: |y - s1|, ACCURACY: 0/1). Entries past the counts are NaN.
+    """
+
+    train_errors: np.ndarray
+    train_counts: np.ndarray
+    valid_errors: np.ndarray
+    valid_counts: np.ndarray
+
+
+_KERNELS: dict[Shape, Kernel] = {}
+
+
+def kernel_for(shape: Shape) -> Kernel:
+    """The compiled tier-1 evaluator of a shape, compiled on first use."""
+    if shape not in _KERNELS:
+        log.info("compiling the tier-1 evaluator for F=%d, memory %s, %d ops, %d group(s)",
+                 shape.F, shape.memory, len(shape.ops), len(shape.groups))
+        _KERNELS[shape] = Kernel(shape)
+    return _KERNELS[shape]
+
+
+def _groups(tasks, num_train, num_valid) -> tuple[Group, ...]:
+    shapes: dict[tuple, list[int]] = {}
+    for index, task in enumerate(tasks):
+        train = task.max_train_examples if num_train is None else min(
+            num_train, task.max_train_examples)
+        stored = len(task.valid_labels)
+        valid = stored if num_valid is None else min(num_valid, stored)
+        key = (train, task.epoch_orders.shape[1], valid, stored, task.eval_type)
+        shapes.setdefault(key, []).append(index)
+    return tuple(Group(tuple(indices), *key) for key, indices in shapes.items())
+
+
+class NativeEvaluator:
+    """Tier 1: fitness of programs over a task collection through one compiled evaluator."""
+
+    def __init__(self, tasks: list[Task], memory: MemoryShape | None = None, *,
+                 max_abs_error: float = 100.0, num_train: int | None = None,
+                 num_valid: int | None = None, seed: int = 0, combine: str = "mean",
+                 ops=None):
+        self.tasks = list(tasks)
+        _check_tasks(self.tasks)
+        combine_fitnesses([0.0], combine)
+        self.F = self.tasks[0].features_size
+        self.memory, self.combine, self.seed = memory, combine, seed
+        self.max_abs_error = float(max_abs_error)
+        self.ops = tuple(sorted({o.id for o in OPS if o.id} if ops is None else
+                                {_op_id(o) for o in ops} - {0}))
+        self.groups = _groups(self.tasks, num_train, num_valid)
+        self._bound: dict[MemoryShape, tuple] = {}
+
+    def _binding(self, memory: MemoryShape):
+        """The kernel for a memory shape and its data arrays (kept alive here)."""
+        if memory not in self._bound:
+            shape = Shape(self.F, memory, self.ops, self.groups, len(self.tasks),
+                          self.max_abs_error)
+            kernel = kernel_for(shape)
+            arrays, ctx = [], np.zeros(len(self.groups) * CTX_SLOTS, dtype=np.int64)
+            for g, group in enumerate(self.groups):
+                for slot, array in enumerate(self._group_arrays(shape, group)):
+                    arrays.append(array)
+                    ctx[g * CTX_SLOTS + slot] = array.ctypes.data
+            self._bound[memory] = (kernel, arrays, ctx)
+        return self._bound[memory]
+
+    def _group_arrays(self, shape: Shape, group: Group):
+        T, F = len(group.tasks), self.F
+        tasks = [self.tasks[i] for i in group.tasks]
+        steps = [t.epoch_orders.reshape(-1)[:group.train_steps] for t in tasks]
+        xt = np.stack([t.train_features[s] for t, s in zip(tasks, steps)], axis=-1)
+        yt = np.stack([t.train_labels[s] for t, s in zip(tasks, steps)], axis=-1)
+        xv = np.stack([t.valid_features[:group.valid_steps] for t in tasks], axis=-1)
+        yv = np.stack([t.valid_labels[:group.valid_steps] for t in tasks], axis=-1)
+        seeds = np.array([rng.stream_state(self.seed, i) for i in group.tasks], dtype=np.uint64)
+        work = [np.zeros(shape.elements * T), np.zeros(shape.elements * T),
+                np.zeros(T, np.uint64), np.zeros(T, np.uint64), np.zeros(F * F * T)]
+        data = [np.ascontiguousarray(a, dtype=np.float64) for a in (xt, yt, xv, yv)]
+        return data + [seeds] + work
+
+    def _memory_for(self, programs) -> MemoryShape:
+        if self.memory is not None:
+            return self.memory
+        shapes = [p.memory_shape() for p in programs] or [MemoryShape(2, 1, 0)]
+        return MemoryShape(max(s.scalars for s in shapes), max(s.vectors for s in shapes),
+                           max(s.matrices for s in shapes))
+
+    def pack(self, programs, memory: MemoryShape | None = None) -> Packed:
+        """Check and pack Program objects for this evaluator."""
+        memory = memory or self._memory_for(programs)
+        return pack(*program_arrays(programs), memory, self.F, self.ops)
+
+    def task_fitness_packed(self, packed: Packed, memory: MemoryShape, record=None):
+        """(programs, tasks) fitness of packed programs: one native call."""
+        kernel, _, ctx = self._binding(memory)
+        fitness = np.zeros((len(packed), len(self.tasks)))
+        if len(packed):
+            kernel.function(len(packed), packed.records.ctypes.data, packed.offsets.ctypes.data,
+                            ctx.ctypes.data, fitness.ctypes.data,
+                            None if record is None else record.ctypes.data)
+        return fitness
+
+    def combined(self, task_fitness: np.ndarray) -> np.ndarray:
+        """Combine per-task fitness rows exactly as fitness.combine_fitnesses does."""
+        if self.combine == "mean":  # sequential sums, as Python's sum
+            return np.cumsum(task_fitness, axis=1)[:, -1] / task_fitness.shape[1]
+        return np.sort(task_fitness, axis=1)[:, task_fitness.shape[1] // 2]
+
+    def fitness_batch(self, programs) -> np.ndarray:
+        """Combined fitness of each program, as a float64 array."""
+        programs = list(programs)
+        memory = self._memory_for(programs)
+        return self.combined(self.task_fitness_packed(self.pack(programs, memory), memory))
+
+    def evaluate(self, program: Program) -> Evaluation:
+        """The program's combined fitness and its fitness on each task."""
+        memory = self._memory_for([program])
+        row = self.task_fitness_packed(self.pack([program], memory), memory)[0]
+        return Evaluation(float(self.combined(row[None])[0]), tuple(float(x) for x in row))
+
+    def fingerprints(self, programs) -> Fingerprints:
+        """Record the per-example errors of an evaluation (build it with a short budget)."""
+        programs = list(programs)
+        memory = self._memory_for(programs)
+        P, n = len(programs), len(self.tasks)
+        train_cap = max(g.epoch_size for g in self.groups)
+        valid_cap = max(g.valid_steps for g in self.groups)
+        if any(g.epoch_size != train_cap or g.valid_steps != valid_cap for g in self.groups):
+            raise ConfigError("fingerprints need tasks of equal epoch and validation sizes")
+        result = Fingerprints(np.full((P, n, train_cap), np.nan), np.zeros((P, n), np.int64),
+                              np.full((P, n, valid_cap), np.nan), np.zeros((P, n), np.int64))
+        record = np.array([a.ctypes.data for a in (result.train_errors, result.train_counts,
+                                                   result.valid_errors, result.valid_counts)],
+                          dtype=np.int64)
+        self.task_fitness_packed(self.pack(programs, memory), memory, record)
+        for errors, counts in ((result.train_errors, result.train_counts),
+                               (result.valid_errors, result.valid_counts)):
+            errors[np.arange(errors.shape[2]) >= counts[..., None]] = np.nan
+        return result
+
+
+def _op_id(op) -> int:
+    if isinstance(op, str):
+        from azc.ops import op_named
+        return op_named(op).id
+    return int(getattr(op, "id", op))
+
+
+def _check_tasks(tasks):
+    if not tasks:
+        raise ConfigError("an evaluator needs at least one task")
+    sizes = {task.features_size for task in tasks}
+    if len(sizes) > 1:
+        raise ConfigError(f"tasks of one evaluator must share a feature size, got {sorted(sizes)}")
+    for task in tasks:
+        if task.max_train_examples < MIN_TRAIN_STEPS:
+            raise ConfigError(f"task {task.name!r} has {task.max_train_examples} training "
+                              f"steps; at least {MIN_TRAIN_STEPS} are needed")
+
+
+def make_evaluator(tasks, memory: MemoryShape | None = None, *, engine: str = "auto",
+                   max_abs_error: float = 100.0, num_train: int | None = None,
+                   num_valid: int | None = None, seed: int = 0, combine: str = "mean",
+                   ops=None):
+    """An evaluator with ReferenceEvaluator's interface on the chosen engine.
+
+    "reference" is the NumPy oracle; "interp" the tier-1 evaluator compiled once for this shape;
+    "jit" compiles each program (tier 2); "auto" picks per batch by expected work.
+    `ops` (ids or names) limits the ops the tier-1 evaluator is built for: fewer ops compile
+    faster; None means all.
+    """
+    options = dict(max_abs_error=max_abs_error, num_train=num_train, num_valid=num_valid,
+                   seed=seed, combine=combine)
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "reference":
+        from azc.reference import ReferenceEvaluator
+        return ReferenceEvaluator(tasks, memory, **options)
+    return NativeEvaluator(tasks, memory, ops=ops, **options)

@@ -1,0 +1,125 @@
+"""The native engines against the NumPy reference executor: same fitness, bit for bit."""
+
+import random
+
+import numpy as np
+import pytest
+
+from azc.engine import make_evaluator, pack, program_arrays
+from azc.errors import AzcError
+from azc.ir import Instruction, MemoryShape, Program
+from azc.ops import OPS, draw_data
+from azc.reference import ReferenceEvaluator
+from azc.tasks import ACCURACY, RMS, Task, TaskSpec, make_tasks
+
+MEMORY = MemoryShape(4, 3, 2)
+LINEAR = Program(setup=(Instruction(56, 2, data=(0.01,)),),
+                 predict=(Instruction(27, 1, 1, 0),),
+                 learn=(Instruction(2, 3, 0, 1), Instruction(3, 3, 2, 3),
+                        Instruction(18, 2, 3, 0), Instruction(23, 1, 1, 2)))
+
+
+def random_task(rand: np.random.RandomState, F, eval_type, train=12, valid=6, epochs=1, scale=1.0):
+    orders = np.stack([rand.permutation(train) for _ in range(epochs)])
+    labels = rand.randint(0, 2, train + valid) * 1.0 if eval_type == ACCURACY else (
+        rand.normal(size=train + valid) * scale)
+    features = rand.normal(size=(train + valid, F)) * scale
+    return Task(f"random-{eval_type}", features[:train], labels[:train], features[train:],
+                labels[train:], eval_type, orders)
+
+
+def random_instruction(rand: random.Random, memory: MemoryShape, ops) -> Instruction:
+    op = OPS[rand.choice(ops)]
+    if op.out is None:
+        return Instruction(0)
+    addresses = [rand.randrange(memory.size(kind)) for kind in (op.out,) + op.ins]
+    addresses += [0] * (3 - len(addresses))
+    if op.out == "s" and rand.random() < 0.4:  # make the prediction depend on the program
+        addresses[0] = 1
+    data = draw_data(op, rand)
+    if op.data in ("const", "uniform", "gaussian") and rand.random() < 0.2:
+        data = tuple(rand.choice((0.0, 1e300, -3.0, 2.0)) for _ in data)
+    return Instruction(op.id, *addresses, data=data)
+
+
+def random_program(rand: random.Random, memory=MEMORY, ops=None, sizes=(3, 4, 5)) -> Program:
+    ops = ops or [op.id for op in OPS]
+    return Program(*(tuple(random_instruction(rand, memory, ops)
+                           for _ in range(rand.randint(0, size))) for size in sizes))
+
+
+def assert_same(native, reference, programs):
+    got = native.fitness_batch(programs)
+    distinct = set()
+    for program, fitness in zip(programs, got):
+        expected = reference.evaluate(program)
+        assert fitness == pytest.approx(expected.fitness, rel=1e-12, abs=1e-300), program
+        assert native.evaluate(program) == expected, program
+        distinct.add(expected.task_fitness)
+    assert len(distinct) >= len(programs) // 5, "too few programs behave differently"
+
+
+def test_linear_program_matches_reference_exactly():
+    tasks = make_tasks(TaskSpec("linear", 4, 100, 100, num_tasks=10))
+    native = make_evaluator(tasks, MemoryShape(4, 3, 1), ops=[56, 27, 2, 3, 18, 23])
+    expected = ReferenceEvaluator(tasks, MemoryShape(4, 3, 1)).evaluate(LINEAR)
+    assert native.evaluate(LINEAR) == expected
+
+
+@pytest.mark.parametrize("F", [2, 4, 8, 16, 32])
+def test_random_programs_of_all_ops_match_reference(F):
+    rand, data = random.Random(F), np.random.RandomState(F)
+    # Mixed groups: one-epoch RMS tasks, two-epoch classifiers, and large-valued RMS tasks.
+    tasks = [random_task(data, F, RMS), random_task(data, F, RMS, scale=30.0),
+             random_task(data, F, ACCURACY, epochs=2), random_task(data, F, ACCURACY, epochs=2)]
+    native = make_evaluator(tasks, MEMORY, seed=7)
+    reference = ReferenceEvaluator(tasks, MEMORY, seed=7)
+    assert_same(native, reference, [random_program(rand) for _ in range(40 if F < 32 else 12)])
+
+
+def test_aliasing_products_and_transpose():
+    rand, data = random.Random(1), np.random.RandomState(1)
+    tasks = [random_task(data, 4, RMS, scale=0.3) for _ in range(3)]
+    setup = (Instruction(64, 0, data=(0.0, 0.5)), Instruction(63, 1, data=(0.0, 0.5)),
+             Instruction(64, 1, data=(0.1, 0.3)))
+    cases = [Instruction(37, 0, 0), Instruction(31, 1, 0, 1), Instruction(43, 0, 0, 0),
+             Instruction(43, 1, 0, 1), Instruction(43, 0, 1, 0), Instruction(28, 0, 1, 1)]
+    programs = [Program(setup, (case, Instruction(27, 1, 1, 0)), (case,)) for case in cases]
+    programs += [random_program(rand, ops=[31, 37, 43, 28, 27, 21, 64]) for _ in range(10)]
+    assert_same(make_evaluator(tasks, MEMORY), ReferenceEvaluator(tasks, MEMORY), programs)
+
+
+def test_division_by_zero_and_nan_stop_early():
+    tasks = make_tasks(TaskSpec("linear", 4, 20, 10, num_tasks=3))
+    zero = Program(predict=(Instruction(4, 1, 2, 3),))  # 0 / 0 = NaN
+    inf = Program(setup=(Instruction(56, 2, data=(1.0,)),), predict=(Instruction(4, 1, 2, 3),))
+    native = make_evaluator(tasks, MEMORY)
+    assert list(native.fitness_batch([zero, inf])) == [0.0, 0.0]
+
+
+def test_fingerprints_match_reference_recording():
+    from azc.reference import run_task
+    rand, data = random.Random(3), np.random.RandomState(3)
+    tasks = [random_task(data, 4, RMS), random_task(data, 4, ACCURACY)]
+    programs = [random_program(rand) for _ in range(20)] + [LINEAR]
+    native = make_evaluator(tasks, MEMORY, num_train=10, num_valid=5, seed=235732282)
+    prints = native.fingerprints(programs)
+    for p, program in enumerate(programs):
+        for t, task in enumerate(tasks):
+            run = run_task(program, task, memory=MEMORY, num_train=10, num_valid=5,
+                           seed=235732282, task_index=t, record=True)
+            assert prints.train_counts[p, t] == len(run.train_errors)
+            assert prints.valid_counts[p, t] == len(run.valid_errors)
+            assert list(prints.train_errors[p, t, :len(run.train_errors)]) == run.train_errors
+            assert list(prints.valid_errors[p, t, :len(run.valid_errors)]) == run.valid_errors
+
+
+def test_pack_rejects_out_of_range_programs():
+    bad = [Program(predict=(Instruction(1, 9, 0, 0),)),
+           Program(setup=(Instruction(57, 1, data=(1.5, 0.0)),)),
+           Program(setup=(Instruction(58, 0, data=(0.5, -0.3, 0.0)),))]
+    for program in bad:
+        with pytest.raises(AzcError, match="program 0"):
+            pack(*program_arrays([program]), MEMORY, 4)
+    with pytest.raises(AzcError, match="unknown op"):
+        pack(np.array([[70, 0, 0, 0]]), np.zeros((1, 3)), np.array([[1, 0, 0]]), MEMORY, 4)
