@@ -133,6 +133,16 @@ def _useful(effects, live: int) -> list[bool]:
 
 def eliminate_dead_code(program: Program) -> Program:
     """Drop every instruction whose writes cannot reach the prediction; no-ops included."""
+    keep = needed(program)
+    if all(all(k) for k in keep):
+        return program
+    return Program(*(tuple(i for i, k in zip(component, flags, strict=True) if k)
+                     for component, flags in zip(program.components(), keep, strict=True)))
+
+
+def needed(program: Program) -> list[list[bool]]:
+    """Per component, whether each instruction must stay: it writes something live, or it
+    draws random numbers that a live draw after it depends on."""
     effects = tuple([_effects(i) for i in component] for component in program.components())
     keep = [_useful(e, live) for e, live in zip(effects, live_outs(effects), strict=True)]
 
@@ -146,11 +156,7 @@ def eliminate_dead_code(program: Program) -> Program:
                     later = True
                 elif later:
                     keep[c][i] = True
-
-    if all(all(k) for k in keep):
-        return program
-    return Program(*(tuple(i for i, k in zip(component, flags, strict=True) if k)
-                     for component, flags in zip(program.components(), keep, strict=True)))
+    return keep
 
 
 # --- constant folding --------------------------------------------------------------------------
@@ -184,7 +190,7 @@ def _fold_component(component, known: dict, default, zeros: int):
                         instruction = Instruction(_CONST_SET, instruction.out, data=(value,))
             known[instruction.out] = value
         folded.append(instruction)
-    return tuple(folded)
+    return tuple(folded), known
 
 
 def _known(address, known, default, zeros):
@@ -197,12 +203,20 @@ def fold_constants(program: Program) -> Program:
     """Turn scalar arithmetic on known constants into constant sets.
 
     Known are: every scalar during Setup (memory starts zeroed), s0 = 0 in Predict, scalars
-    never written anywhere (always zero), and whatever a component set earlier in itself.
+    never written anywhere (always zero), scalars that only Setup writes (their value at its
+    end), and whatever a component set earlier in itself.
     """
     zeros = _never_written(program)
-    setup = _fold_component(program.setup, {}, np.float64(0.0), zeros)
-    predict = _fold_component(program.predict, {LABEL: np.float64(0.0)}, None, zeros)
-    learn = _fold_component(program.learn, {}, None, zeros)
+    setup, after_setup = _fold_component(program.setup, {}, np.float64(0.0), zeros)
+
+    # Scalars the loop never writes keep their value from Setup; s0 and s1 the executor writes.
+    loop_written = {LABEL, PREDICTION}
+    for instruction in program.predict + program.learn:
+        if OPS[instruction.op].out == S:
+            loop_written.add(instruction.out)
+    fixed = {a: v for a, v in after_setup.items() if a not in loop_written}
+    predict, _ = _fold_component(program.predict, {**fixed, LABEL: np.float64(0.0)}, None, zeros)
+    learn, _ = _fold_component(program.learn, dict(fixed), None, zeros)
     if (setup, predict, learn) == program.components():
         return program
     return Program(setup, predict, learn)

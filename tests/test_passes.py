@@ -253,6 +253,33 @@ def test_folding_leaves_non_finite_results_and_unknown_values_alone():
     assert fold_constants(p) is p
 
 
+def test_scalars_only_setup_writes_are_constants_in_the_loop_but_s1_is_not():
+    p = program("""
+        def setup():
+            s2 = 0.5
+            s1 = 2.0
+        def predict():
+            s3 = s2 + s2
+            s3 = s1 * s3
+            s1 = s3 * s3
+        def learn():
+            s2 = s2 * s0
+        """)
+    assert fold_constants(p) is p  # learn writes s2
+    q = p.replace(learn=())
+    same(fold_constants(q), """
+        def setup():
+            s2 = 0.5
+            s1 = 2.0
+        def predict():
+            s3 = 1.0
+            s3 = s1 * s3
+            s1 = s3 * s3
+        def learn():
+            pass
+        """)
+
+
 # --- canonical form ----------------------------------------------------------------------------
 
 
