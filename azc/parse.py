@@ -177,7 +177,7 @@ def _one_of(items: list[str]) -> str:
 
 
 def _close(word: str, choices, n: int = 3) -> str:
-    matches = difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.5)
+    matches = difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.6)
     return f"; did you mean {_one_of([f'`{m}`' for m in matches])}?" if matches else ""
 
 
@@ -225,7 +225,7 @@ def _syntax_error(fault: UnexpectedInput, source: Source, text: str) -> ParseErr
         message = (f"unexpected {_describe(token)}: expected `def setup():`, `def predict():` or "
                    "`def learn():`; instructions go indented inside a component")
     else:
-        wanted = _one_of([TERMINALS.get(t, f"`{t}`") for t in sorted(expected)])
+        wanted = _one_of([TERMINALS.get(t, f"`{t}`") for t in sorted(expected) if t != "SLOT"])
         message = f"unexpected {_describe(token)}; expected {wanted}"
     return source.error(message, line, column, width)
 
@@ -236,38 +236,44 @@ def _syntax_error(fault: UnexpectedInput, source: Source, text: str) -> ParseErr
 def _resolve(tree: Tree, source: Source) -> tuple[Form, list[Token]]:
     """The form an instruction matches, or a ParseError that says why none does."""
     shape, leaves = _shape(tree)
-    for leaf in leaves:
-        if leaf.type == "SLOT":
-            raise source.at(leaf, f"`{leaf}` is a placeholder of the op table, not an operand")
-    line = source.lines[tree.meta.line - 1][tree.meta.column - 1: tree.meta.end_column - 1]
-    written = re.sub(r"\b([svm])\d+\b", r"\1", line)
-    word = _word(tree)
-    everything = [f for forms in _forms().values() for f in forms]
-
-    candidates = _forms().get(shape, [])
-    if not candidates:
-        spelled = [f.text for f in everything if word is not None and f.word == word.value]
-        if spelled:
-            raise source.over(tree, f"`{word}` is written {_one_of([f'`{s}`' for s in spelled])}")
-        if word is not None and word.type == "NAME":
-            names = [f.word for f in everything if f.word and f.word.isidentifier()]
-            raise source.at(word, f"unknown function `{word}`" + _close(word.value, names))
-        close = difflib.get_close_matches(written, [f.text for f in everything], n=3, cutoff=0.5)
-        hint = f"; close forms: {_one_of([f'`{c}`' for c in close])}" if close else ""
-        raise source.over(tree, f"`{written}` is not an azc instruction{hint}")
-
+    candidates = _forms().get(shape, ())
     literal = [f for f in candidates if all(
         isinstance(s, str) or float(leaf) == s for s, leaf in zip(f.slots, leaves, strict=True))]
-    if not literal:
-        forms = _one_of([f"`{f.text}`" for f in candidates])
-        raise source.over(tree, f"`{written}` is not an op; did you mean {forms}?")
-
     matching = [f for f in literal if all(
-        s not in ADDRESS_SLOTS or leaf[0] == _slot_kind(f.op, s)
+        s not in ADDRESS_SLOTS or leaf.type == "ADDRESS" and leaf[0] == _slot_kind(f.op, s)
         for s, leaf in zip(f.slots, leaves, strict=True))]
     if matching:
         return matching[0], leaves
+
+    # Why nothing matched, from the coarsest reason to the finest.
+    for leaf in leaves:
+        if leaf.type == "SLOT":
+            raise source.at(leaf, f"`{leaf}` is a placeholder of the op table, not an operand")
+    meta = tree.meta
+    written = re.sub(r"\b([svm])\d+\b", r"\1",
+                     source.lines[meta.line - 1][meta.column - 1: meta.end_column - 1])
+    if not candidates:
+        raise _unknown_form(tree, written, source)
+    if not literal:
+        forms = _one_of([f"`{f.text}`" for f in candidates])
+        raise source.over(tree, f"`{written}` is not an op; did you mean {forms}?")
     raise _kind_error(literal, leaves, tree, written, source)
+
+
+def _unknown_form(tree: Tree, written: str, source: Source) -> ParseError:
+    """No op has this shape: name the function's real forms, or close names, or close forms."""
+    everything = [f for forms in _forms().values() for f in forms]
+    word = _word(tree)
+    spelled = [f.text for f in everything if word is not None and f.word == word.value]
+    if spelled:
+        return source.over(tree, f"`{word}` is written {_one_of([f'`{s}`' for s in spelled])}")
+    if word is not None and word.type == "NAME":
+        names = sorted({f.word for f in everything if f.word and f.word.isidentifier()})
+        hint = _close(word.value, names) or f"; the functions are {', '.join(names)}"
+        return source.at(word, f"unknown function `{word}`{hint}")
+    close = difflib.get_close_matches(written, [f.text for f in everything], n=3, cutoff=0.5)
+    hint = f"; close forms: {_one_of([f'`{c}`' for c in close])}" if close else ""
+    return source.over(tree, f"`{written}` is not an azc instruction{hint}")
 
 
 def _kind_error(forms: list[Form], leaves: list[Token], tree: Tree, written: str,
@@ -356,6 +362,9 @@ def parse(text: str, filename: str | None = None, memory: MemoryShape | None = N
     where: dict[str, int] = {}
     for component in tree.children:
         name, *statements = component.children
+        if component.meta.column > 1:  # the indenter only sees indentation after a newline
+            raise source.error("unexpected indentation: `def` starts at the first column",
+                               component.meta.line, 1, component.meta.column - 1)
         if name.value not in COMPONENTS:
             raise source.at(name, f"unknown component `{name}`: the components are "
                                   "setup, predict and learn" + _close(name.value, COMPONENTS))

@@ -23,7 +23,8 @@ def format_number(value: float, single: bool = False) -> str:
     """The shortest text that parses back to `value`: as a float32 if `single`, else float64."""
     value = float(value)
     if single and math.isfinite(value) and f32(value) == value:
-        text = str(np.float32(value))
+        # numpy's shortest float32 digits, laid out as Python writes floats (1000001.0, 1e-45)
+        text = repr(float(str(np.float32(value))))
         # NOTE: decimal -> float64 -> float32 rounds twice; keep the short text only if it is safe
         if f32(float(text)) == value and math.copysign(1.0, float(text)) == math.copysign(1, value):
             return text

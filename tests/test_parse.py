@@ -10,6 +10,8 @@ from azc.errors import AzcError, DataError, ParseError
 from azc.ir import Instruction, MemoryShape, Program
 from azc.ops import OPS, f32
 from azc.parse import grammar_text, parse, parse_file
+from azc.printer import format_program
+from tests.strategies import programs
 
 LINEAR = """\
 # the original's LINEAR_ALGORITHM
@@ -129,6 +131,13 @@ ERRORS = [
     ("def learn():\n    pass\ndef learn():\n    pass\n", 3, 5, ["twice", "line 1"]),
     ("def lern():\n    pass\n", 1, 5, ["unknown component", "`learn`"]),
     ("def learn():\n    s1 = {a}\n", 2, 10, ["placeholder"]),
+    ("  def learn():\n    pass\n", 1, 1, ["indentation"]),
+    ("def learn():\n    s1 = frobnicate(s0)\n", 2, 10, ["unknown function", "the functions are"]),
+    ("def learn():\n    s1 = sinn(s0)\n", 2, 10, ["did you mean `sin`"]),
+    ("def learn():\n    s1 = s2 + v1\n", 2, 5, ["`s = s + v`", "`v = v + v`"]),
+    ("def learn():\n    s1 = 2 / s0\n", 2, 5, ["`s = 1 / s`"]),
+    ("def learn():\n    s1 = s0 s1\n", 2, 13, ["address `s1`", "operator", "end of line"]),
+    ("def learn():\n    noop\n", 2, 9, ["`(`"]),
 ]
 
 
@@ -165,6 +174,23 @@ def test_any_text_parses_or_raises_parse_error(text):
     except ParseError as error:
         assert re.match(r"<text>:\d+:\d+: ", str(error))
         assert "^" in str(error).split("\n")[-1]
+
+
+@given(programs(max_size=4), st.lists(st.tuples(st.integers(0, 10**6),
+                                                st.sampled_from(list("s1v0m(),=[]# \n\t.-e"))
+                                                | st.just("")), min_size=1, max_size=4))
+@settings(max_examples=300)
+def test_damaged_programs_parse_or_raise_parse_error(program, edits):
+    """Valid text with characters replaced or deleted: a program or a located ParseError."""
+    text = list(format_program(program))
+    for position, char in edits:
+        text[position % len(text)] = char
+    try:
+        parse("".join(text), "p.az")
+    except ParseError as error:
+        header, quoted, caret = str(error).split("\n")
+        assert re.match(r"p.az:\d+:\d+: ", header)
+        assert caret.strip(" \t").startswith("^")
 
 
 def test_parse_file(tmp_path):
