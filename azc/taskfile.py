@@ -172,6 +172,11 @@ def task_specs_from_table(tables, source: TomlFile | str | None = None, where: K
             raise source.error(at, "expected a table")
         specs.append(_spec_from(from_table(TaskTable, table, source, at), set(table), source,
                                 at, Path(base)))
+        # NOTE: an evaluator runs one program on all its tasks, so they share one F.
+        if specs[-1].features_size != specs[0].features_size:
+            raise source.error(at + ("features",), f"the tasks of one collection share one "
+                               f"feature size: {specs[-1].features_size} here, "
+                               f"{specs[0].features_size} in the first table")
     return specs
 
 

@@ -23,9 +23,13 @@ def error_of(tmp_path, text):
 
 
 def test_defaults_per_kind(tmp_path):
+    linear, = load_task_file(write(tmp_path, '[[tasks]]\nkind = "linear"\n'))
+    assert linear == TaskSpec("linear", 4, 1000, 100, 1, 10, (), (), "rms", {})
     specs = load_task_file(write(tmp_path, """
 [[tasks]]
-kind = "linear"
+kind = "nn"
+features = 16
+num_tasks = 1
 
 [[tasks]]
 kind = "digits"
@@ -33,11 +37,10 @@ classes = [1, 0]
 num_tasks = 2
 data_seeds = [5]
 """))
-    assert specs[0] == TaskSpec("linear", 4, 1000, 100, 1, 10, (), (), "rms", {})
     assert specs[1] == TaskSpec("digits", 16, 230, 115, 1, 2, (), (5,), "accuracy",
                                 {"classes": [1, 0]})
     tasks = make_collection(specs)
-    assert len(tasks) == 12 and tasks[11].name == "digits 0v1 seed 6"
+    assert len(tasks) == 3 and tasks[2].name == "digits 0v1 seed 6"
 
 
 def test_csv_fractions_and_features_from_the_file(tmp_path):
@@ -77,6 +80,8 @@ num_tasks = 1
     ('[[tasks]]\nnum_taks = 3\n', r"tasks.toml:2: tasks\[0\].num_taks: .*did you mean 'num_tasks'"),
     ('[[tasks]]\ndata_seeds = [1, -2]\n', r"tasks.toml:2: .*data_seeds: must be at least 0"),
     ('seed = 3\n[[tasks]]\n', r"tasks.toml:1: seed: unknown key"),
+    ('[[tasks]]\n\n[[tasks]]\nkind = "digits"\n',
+     r"tasks.toml:3: tasks\[1\].features: .*share one feature size: 16 here, 4 in the first"),
     ('# nothing\n', r"no \[\[tasks\]\] table"),
     ('[[tasks]\n', r"tasks.toml:1: invalid TOML"),
 ])
