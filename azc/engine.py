@@ -17,9 +17,10 @@ import numpy as np
 
 from azc import rng
 from azc.engine_tier1 import CTX_SLOTS, Group, Kernel, Shape
+from azc.engine_tier2 import CompiledCache
 from azc.errors import AzcError, ConfigError
 from azc.fitness import Evaluation, combine_fitnesses
-from azc.ir import MemoryShape, Program, to_arrays
+from azc.ir import MemoryShape, Program
 from azc.ops import OPS, M, S, V
 from azc.tasks import MIN_TRAIN_STEPS, Task
 
@@ -47,17 +48,20 @@ class Packed:
 
 
 def program_arrays(programs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated to_arrays of every component: codes (n, 4), data (n, 3), lengths (P, 3)."""
-    codes, data, lengths = [], [], []
-    for program in programs:
-        for component in program.components():
-            c, d = to_arrays(component)
-            codes.append(c)
-            data.append(d)
-        lengths.append([len(component) for component in program.components()])
-    if not codes:
-        return np.zeros((0, 4), np.int32), np.zeros((0, 3)), np.zeros((0, 3), np.int64)
-    return np.concatenate(codes), np.concatenate(data), np.array(lengths, dtype=np.int64)
+    """Concatenated ir.to_arrays of every component: codes (n, 4), data (n, 3), lengths (P, 3).
+
+    NOTE: one flat list per array, as per-instruction NumPy writes would cost more than the
+    native evaluation itself.
+    """
+    instructions = [i for p in programs for c in (p.setup, p.predict, p.learn) for i in c]
+    codes = np.array([i[:4] for i in instructions], dtype=np.int64).reshape(-1, 4)
+    data = np.zeros((len(instructions), 3))
+    for k, instruction in enumerate(instructions):
+        if instruction.data:
+            data[k, :len(instruction.data)] = instruction.data
+    lengths = np.array([(len(p.setup), len(p.predict), len(p.learn)) for p in programs],
+                       dtype=np.int64).reshape(-1, 3)
+    return codes, data, lengths
 
 
 def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Packed:
@@ -110,9 +114,8 @@ def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Pac
     records[:, 6] = value0[keep].view(np.int64)
     records[:, 7] = data[keep, 1].view(np.int64)
 
-    kept_lengths = np.zeros(lengths.size, dtype=np.int64)
     component_of = np.repeat(np.arange(lengths.size), lengths.reshape(-1))
-    np.add.at(kept_lengths, component_of[keep], 1)
+    kept_lengths = np.bincount(component_of[keep], minlength=lengths.size)
     starts = np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64)
     per_program = starts[:-1].reshape(-1, 3)
     offsets = np.empty((len(lengths), 4), dtype=np.int64)
@@ -137,6 +140,9 @@ class Fingerprints:
 
 
 _KERNELS: dict[Shape, Kernel] = {}
+_COMPILED = CompiledCache()
+# Work (instruction executions x lanes x F) above which engine "auto" compiles each program.
+JIT_WORK = 5e7
 
 
 def kernel_for(shape: Shape) -> Kernel:
@@ -166,8 +172,9 @@ class NativeEvaluator:
     def __init__(self, tasks: list[Task], memory: MemoryShape | None = None, *,
                  max_abs_error: float = 100.0, num_train: int | None = None,
                  num_valid: int | None = None, seed: int = 0, combine: str = "mean",
-                 ops=None):
+                 ops=None, engine: str = "auto"):
         self.tasks = list(tasks)
+        self.engine = engine
         _check_tasks(self.tasks)
         combine_fitnesses([0.0], combine)
         self.F = self.tasks[0].features_size
@@ -222,11 +229,32 @@ class NativeEvaluator:
         """(programs, tasks) fitness of packed programs: one native call."""
         kernel, _, ctx = self._binding(memory)
         fitness = np.zeros((len(packed), len(self.tasks)))
-        if len(packed):
-            kernel.function(len(packed), packed.records.ctypes.data, packed.offsets.ctypes.data,
-                            ctx.ctypes.data, fitness.ctypes.data,
-                            None if record is None else record.ctypes.data)
+        if not len(packed):
+            return fitness
+        record = None if record is None else record.ctypes.data
+        if self._use_jit(packed):
+            try:
+                table = _COMPILED.pointers(kernel.shape, packed)
+            except Exception as error:  # noqa: BLE001 - LLVM failures become a fallback
+                log.warning("tier-2 compilation of a batch of %d program(s) failed (%s); "
+                            "using the tier-1 evaluator", len(packed), error)
+            else:
+                kernel.compiled_function(len(packed), packed.records.ctypes.data,
+                                         table.ctypes.data, ctx.ctypes.data,
+                                         fitness.ctypes.data, record)
+                return fitness
+        kernel.function(len(packed), packed.records.ctypes.data, packed.offsets.ctypes.data,
+                        ctx.ctypes.data, fitness.ctypes.data, record)
         return fitness
+
+    def _use_jit(self, packed: Packed) -> bool:
+        """Whether compiling each program repays its compile time (engine "auto")."""
+        if self.engine != "auto":
+            return self.engine == "jit"
+        lengths = np.diff(packed.offsets, axis=1).mean(axis=0)  # setup, predict, learn
+        work = sum((g.train_steps * (lengths[1] + lengths[2]) + g.valid_steps * lengths[1])
+                   * len(g.tasks) for g in self.groups) * self.F
+        return work > JIT_WORK
 
     def combined(self, task_fitness: np.ndarray) -> np.ndarray:
         """Combine per-task fitness rows exactly as fitness.combine_fitnesses does."""
@@ -304,4 +332,4 @@ def make_evaluator(tasks, memory: MemoryShape | None = None, *, engine: str = "a
     if engine == "reference":
         from azc.reference import ReferenceEvaluator
         return ReferenceEvaluator(tasks, memory, **options)
-    return NativeEvaluator(tasks, memory, ops=ops, **options)
+    return NativeEvaluator(tasks, memory, ops=ops, engine=engine, **options)

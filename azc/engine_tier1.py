@@ -101,8 +101,9 @@ def _interpreter(shape: Shape, g: int) -> str:
 class _Driver:
     """Emits the per-group evaluation driver; see the module docstring."""
 
-    def __init__(self, shape: Shape, g: int):
+    def __init__(self, shape: Shape, g: int, compiled: bool = False):
         self.shape, self.g, self.group = shape, g, shape.groups[g]
+        self.compiled = compiled
         self.e = e = Emitter(len(self.group.tasks), shape.F)
         self.T, self.F = e.T, e.F
         self.ctx = {name: e.load("ptr", e.gep("%ctx", str(k), "i64"), name)
@@ -116,6 +117,11 @@ class _Driver:
 
     def run(self, component: int):
         e, c = self.e, self.ctx
+        if self.compiled:  # tier 2: the program's own function for this component and group
+            slot = e.gep("%offs", str(self.g * 3 + component), "ptr")
+            function = e.load("ptr", slot, "fn")
+            e(f"call void {function}(ptr {c['mem']}, ptr {c['rng']}, ptr {c['scratch']})")
+            return
         first = e.load("i64", e.gep("%offs", str(component), "i64"))
         last = e.load("i64", e.gep("%offs", str(component + 1), "i64"))
         e(f"call void @interp{self.g}(ptr %recs, i64 {first}, i64 {last}, ptr {c['mem']}, "
@@ -204,7 +210,8 @@ class _Driver:
             value = e.value("double", f"extractelement {e.ty} {final}, i64 {lane}")
             e.store("double", value, e.gep("%fitness", str(task)))
         e("ret void")
-        return e.function(f"define internal void @group{self.g}(ptr noalias %recs, "
+        name = f"cgroup{self.g}" if self.compiled else f"group{self.g}"
+        return e.function(f"define internal void @{name}(ptr noalias %recs, "
                           "ptr noalias %offs, ptr noalias %ctx, ptr noalias %fitness, "
                           "ptr %rec, i64 %p)")
 
@@ -326,18 +333,29 @@ def module_text(shape: Shape) -> str:
                 parts.append(line)
         parts.append(_interpreter(shape, g))
         parts.append(_Driver(shape, g).emit())
+        parts.append(_Driver(shape, g, compiled=True).emit())
+    parts.append(_batch(shape, "evaluate", "group", 4))
+    parts.append(_batch(shape, "evaluate_compiled", "cgroup", 3 * len(shape.groups)))
+    return "\n".join(parts)
+
+
+def _batch(shape: Shape, name: str, driver: str, stride: int) -> str:
+    """@name(n, recs, offs, ctx, fitness, rec): every group's driver for each program.
+
+    `offs` holds per program either component offsets (interpreter) or, for tier 2, one
+    function pointer per group and component.
+    """
     e = Emitter(1, shape.F)
     with e.loop("%n", "prog") as p:
-        offs = e.gep("%offs", e.value("i64", f"mul i64 {p}, 4"), "i64")
+        offs = e.gep("%offs", e.value("i64", f"mul i64 {p}, {stride}"), "i64")
         fitness = e.gep("%fitness", e.value("i64", f"mul i64 {p}, {shape.num_tasks}"))
         for g in range(len(shape.groups)):
             ctx = e.gep("%ctx", str(g * CTX_SLOTS), "i64")
-            e(f"call void @group{g}(ptr %recs, ptr {offs}, ptr {ctx}, ptr {fitness}, "
+            e(f"call void @{driver}{g}(ptr %recs, ptr {offs}, ptr {ctx}, ptr {fitness}, "
               f"ptr %rec, i64 {p})")
     e("ret void")
-    parts.append(e.function("define void @evaluate(i64 %n, ptr %recs, ptr %offs, ptr %ctx, "
-                            "ptr %fitness, ptr %rec)"))
-    return "\n".join(parts)
+    return e.function(f"define void @{name}(i64 %n, ptr %recs, ptr %offs, ptr %ctx, "
+                      "ptr %fitness, ptr %rec)")
 
 
 _SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
@@ -350,6 +368,7 @@ class Kernel:
     def __init__(self, shape: Shape, speed: int = 2):
         self.shape = shape
         self.text = module_text(shape)
-        self.library = compile_ir(self.text, ["evaluate"], speed=speed)
+        self.library = compile_ir(self.text, ["evaluate", "evaluate_compiled"], speed=speed)
         self.function = _SIGNATURE(self.library["evaluate"])
+        self.compiled_function = _SIGNATURE(self.library["evaluate_compiled"])
 

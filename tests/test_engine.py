@@ -123,3 +123,14 @@ def test_pack_rejects_out_of_range_programs():
             pack(*program_arrays([program]), MEMORY, 4)
     with pytest.raises(AzcError, match="unknown op"):
         pack(np.array([[70, 0, 0, 0]]), np.zeros((1, 3)), np.array([[1, 0, 0]]), MEMORY, 4)
+
+
+@pytest.mark.parametrize("F", [2, 8, 32])
+def test_tier2_matches_reference(F):
+    rand, data = random.Random(10 + F), np.random.RandomState(F)
+    tasks = [random_task(data, F, RMS), random_task(data, F, ACCURACY, epochs=2),
+             random_task(data, F, RMS, scale=0.2)]
+    native = make_evaluator(tasks, MEMORY, seed=3, engine="jit")
+    reference = ReferenceEvaluator(tasks, MEMORY, seed=3)
+    programs = [random_program(rand) for _ in range(30 if F < 32 else 10)] + [LINEAR]
+    assert_same(native, reference, programs)
