@@ -34,6 +34,8 @@ def format_number(value: float, single: bool = False) -> str:
 def format_instruction(instruction: Instruction) -> str:
     """One instruction as a line of azc text, without indentation: `s3 = s0 - s1`."""
     op = OPS[instruction.op]
+    if len(instruction.data) != op.data_size:
+        raise ValueError(f"{op.name} takes {op.data_size} data fields, not {instruction.data}")
     addresses = (instruction.out, instruction.in1, instruction.in2)
     kinds = (op.out, *op.ins)
     fields = {slot: f"{kind}{address}"

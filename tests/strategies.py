@@ -60,7 +60,9 @@ def _data(draw, op: Op) -> tuple[float, ...]:
 
 
 @st.composite
-def programs(draw, max_size: int = 8, memory: MemoryShape = DEFAULT_MEMORY) -> Program:
-    """A program of up to `max_size` instructions per component, over every usable op."""
-    each = st.lists(instructions(memory), max_size=max_size).map(tuple)
+def programs(draw, max_size: int = 8, memory: MemoryShape = DEFAULT_MEMORY, min_size: int = 0,
+             ops=None) -> Program:
+    """A program of `min_size` to `max_size` instructions per component, over `ops` (default:
+    every op the memory can hold)."""
+    each = st.lists(instructions(memory, ops), min_size=min_size, max_size=max_size).map(tuple)
     return Program(**{name: draw(each) for name in COMPONENTS})

@@ -1,6 +1,7 @@
 """Parser: every op from its form, the layout rules, and an error with a caret for each fault."""
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -214,4 +215,6 @@ def test_parse_file_errors(tmp_path, make, words):
 
 
 def test_grammar_ships_in_the_package():
-    assert "component" in grammar_text()
+    """One grammar in the repo: the package's copy is the repo's grammar/ (azc/grammar links it)."""
+    repo = Path(__file__).resolve().parent.parent
+    assert grammar_text() == (repo / "grammar" / "azc.lark").read_text(encoding="utf-8")

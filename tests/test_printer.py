@@ -107,3 +107,8 @@ def test_double_numbers_round_trip(value):
 def test_instruction_line_parses_back(instruction):
     text = f"def learn():\n    {format_instruction(instruction)}\n"
     assert bits(parse(text)) == bits(Program(learn=(instruction,)))
+
+
+def test_wrong_data_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="VECTOR_CONST_SET takes 2 data fields"):
+        format_instruction(Instruction(57, 1))
