@@ -8,8 +8,9 @@ shape picks the candidate forms; literal numbers in the form (the `1` of `1 / {a
 
     shape(instruction) -> forms with that shape -> literals agree -> operand kinds agree -> op
 
-Every failure is a ParseError whose message names file:line:column, quotes the line and puts a
-caret under the fault.
+Components may come in any order, each at most once; a missing one is empty. Every failure
+is a ParseError whose message names file:line:column, quotes the line and puts a caret under
+the fault.
 """
 
 import difflib
@@ -150,7 +151,8 @@ class Source:
 
     def __init__(self, text: str, filename: str | None):
         self.name = filename or "<text>"
-        self.lines = text.splitlines()
+        # NOTE: split as Lark counts lines (only "\n"), not as str.splitlines() does (\f, \x1c..)
+        self.lines = [line.removesuffix("\r") for line in text.split("\n")]
 
     def error(self, message: str, line: int, column: int, width: int = 1) -> ParseError:
         """A ParseError at line:column (1-based) with the line quoted and a caret under it."""
