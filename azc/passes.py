@@ -90,6 +90,28 @@ def _effects(instruction: Instruction) -> tuple[int, int, bool]:
     return written, read, random
 
 
+# Effects of instructions seen recently: children share most instructions with their parents.
+# NOTE: equal instructions always have equal effects (0.0 == -0.0 compare alike in `low < high`,
+# and instructions holding NaN are never equal to another object), so the cache is exact.
+_EFFECTS: dict[Instruction, tuple[int, int, bool]] = {}
+_CACHE_LIMIT = 1 << 16
+
+
+def effects_of(component) -> list[tuple[int, int, bool]]:
+    """The effects of each instruction of a component."""
+    cache = _EFFECTS
+    effects = []
+    for instruction in component:
+        known = cache.get(instruction)
+        if known is None:
+            known = _effects(instruction)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[instruction] = known
+        effects.append(known)
+    return effects
+
+
 # --- dead-code removal -------------------------------------------------------------------------
 
 
@@ -101,14 +123,14 @@ def _live_before(effects, live: int) -> int:
     return live
 
 
-def live_outs(effects: tuple[list, list, list]) -> tuple[int, int, int]:
+def live_outs(effects) -> tuple[int, int, int]:
     """Locations live after Setup, Predict and Learn: the least fixed point of the cycle.
 
         after_learn   = before_predict - {s0, v0}
         after_predict = {s1} | (before_learn - {s0, v0}) | (before_predict - {s0, v0})
         after_setup   = before_predict - {s0, v0}
     """
-    setup, predict, learn = effects
+    _, predict, learn = effects
     before_predict = before_learn = 0
     while True:
         carried = before_predict & ~_RESET
@@ -134,19 +156,24 @@ def _useful(effects, live: int) -> list[bool]:
 def eliminate_dead_code(program: Program) -> Program:
     """Drop every instruction whose writes cannot reach the prediction; no-ops included."""
     keep = needed(program)
-    if all(all(k) for k in keep):
+    if all(map(all, keep)):
         return program
-    return Program(*(tuple(i for i, k in zip(component, flags, strict=True) if k)
+    return Program(*(tuple([i for i, k in zip(component, flags, strict=True) if k])
                      for component, flags in zip(program.components(), keep, strict=True)))
 
 
 def needed(program: Program) -> list[list[bool]]:
     """Per component, whether each instruction must stay: it writes something live, or it
     draws random numbers that a live draw after it depends on."""
-    effects = tuple([_effects(i) for i in component] for component in program.components())
+    effects = (effects_of(program.setup), effects_of(program.predict), effects_of(program.learn))
     keep = [_useful(e, live) for e, live in zip(effects, live_outs(effects), strict=True)]
+    if any(e[2] for component in effects for e in component):
+        _keep_draws(effects, keep)
+    return keep
 
-    # Keep a dead draw when a live draw comes after it in the stream (see module docstring).
+
+def _keep_draws(effects, keep):
+    """Keep a dead draw when a live draw comes after it in the stream (see module docstring)."""
     loop_draws = any(k and e[2] for c in (1, 2) for k, e in zip(keep[c], effects[c], strict=True))
     for c in (2, 1, 0):
         later = loop_draws
@@ -156,39 +183,46 @@ def needed(program: Program) -> list[list[bool]]:
                     later = True
                 elif later:
                     keep[c][i] = True
-    return keep
 
 
 # --- constant folding --------------------------------------------------------------------------
+
+_NOT_SCALAR, _CONSTANT, _FOLDABLE, _OTHER = range(4)
+_FOLD_ROLE = tuple(_NOT_SCALAR if op.out != S else _CONSTANT if op.id == _CONST_SET
+                   else _FOLDABLE if op.id in _EXACT else _OTHER for op in OPS)
+_ZERO = np.float64(0.0)
 
 
 def _never_written(program: Program) -> int:
     """Bits of free locations no instruction writes: they hold zero for the whole run."""
     written = _RESET | _OUTPUT  # the executor writes s0, v0 and (on accuracy tasks) s1
-    for instruction in program.instructions():
-        written |= _effects(instruction)[0]
+    for component in program.components():
+        for effect in effects_of(component):
+            written |= effect[0]
     return ~written
 
 
 def _fold_component(component, known: dict, default, zeros: int):
-    """Fold one component given the scalar constants known at its entry; returns a tuple."""
+    """Fold one component given the scalar constants known at its entry; (tuple, known after)."""
     folded = []
     for instruction in component:
-        op = OPS[instruction.op]
-        if op.out == S:
+        role = _FOLD_ROLE[instruction.op]
+        if role == _CONSTANT:
+            known[instruction.out] = instruction.data[0]
+        elif role == _FOLDABLE:
+            op = OPS[instruction.op]
+            a = _known(instruction.in1, known, default, zeros)
+            b = _known(instruction.in2, known, default, zeros) if op.arity > 1 else _ZERO
             value = None
-            if instruction.op == _CONST_SET:
-                value = instruction.data[0]
-            elif instruction.op in _EXACT:
-                args = [_known(a, known, default, zeros)
-                        for a in (instruction.in1, instruction.in2)]
-                if None not in args[:op.arity]:
-                    with np.errstate(all="ignore"):
-                        result = float(op.fn(*args, None, (), 0, None))
-                    if np.isfinite(result):  # NOTE: inf and nan have no constant-set spelling
-                        value = result
-                        instruction = Instruction(_CONST_SET, instruction.out, data=(value,))
+            if a is not None and b is not None:
+                with np.errstate(all="ignore"):
+                    result = float(op.fn(a, b, None, (), 0, None))
+                if np.isfinite(result):  # NOTE: inf and nan have no constant-set spelling
+                    value = result
+                    instruction = Instruction(_CONST_SET, instruction.out, data=(value,))
             known[instruction.out] = value
+        elif role == _OTHER:
+            known[instruction.out] = None
         folded.append(instruction)
     return tuple(folded), known
 
@@ -196,7 +230,7 @@ def _fold_component(component, known: dict, default, zeros: int):
 def _known(address, known, default, zeros):
     if address in known:
         return known[address]
-    return np.float64(0.0) if zeros >> (3 * address) & 1 else default
+    return _ZERO if zeros >> (3 * address) & 1 else default
 
 
 def fold_constants(program: Program) -> Program:
@@ -206,16 +240,18 @@ def fold_constants(program: Program) -> Program:
     never written anywhere (always zero), scalars that only Setup writes (their value at its
     end), and whatever a component set earlier in itself.
     """
+    if not any(_FOLD_ROLE[i.op] == _FOLDABLE for i in program.instructions()):
+        return program
     zeros = _never_written(program)
-    setup, after_setup = _fold_component(program.setup, {}, np.float64(0.0), zeros)
+    setup, after_setup = _fold_component(program.setup, {}, _ZERO, zeros)
 
     # Scalars the loop never writes keep their value from Setup; s0 and s1 the executor writes.
     loop_written = {LABEL, PREDICTION}
     for instruction in program.predict + program.learn:
-        if OPS[instruction.op].out == S:
+        if _FOLD_ROLE[instruction.op] != _NOT_SCALAR:
             loop_written.add(instruction.out)
     fixed = {a: v for a, v in after_setup.items() if a not in loop_written}
-    predict, _ = _fold_component(program.predict, {**fixed, LABEL: np.float64(0.0)}, None, zeros)
+    predict, _ = _fold_component(program.predict, {**fixed, LABEL: _ZERO}, None, zeros)
     learn, _ = _fold_component(program.learn, dict(fixed), None, zeros)
     if (setup, predict, learn) == program.components():
         return program
@@ -224,42 +260,51 @@ def fold_constants(program: Program) -> Program:
 
 # --- canonical form ----------------------------------------------------------------------------
 
+# Per op: (out kind index or -1, in1 kind index or -1, in2 kind index or -1, commutative).
+_SLOTS = tuple((_KIND_INDEX.get(op.out, -1),
+                *(_KIND_INDEX[k] for k in op.ins), *(-1,) * (2 - op.arity), op.commutative)
+               for op in OPS)
+_RESERVED_KEYS = {3 * LABEL + 0: (0, 0), 3 * PREDICTION + 0: (0, 1), 3 * FEATURES + 1: (0, 2)}
+
 
 def _address_keys(program: Program) -> dict:
-    """A name-independent key per location: reserved first, then by first write, zeros last."""
-    keys = {(S, LABEL): (0, 0), (S, PREDICTION): (0, 1), (V, FEATURES): (0, 2)}
+    """A name-independent key per location: reserved first, then by first write, zeros last.
+
+    Locations are numbered 3 * address + kind index, as liveness bits are.
+    """
+    keys = dict(_RESERVED_KEYS)
     position = 0
     for instruction in program.instructions():
         position += 1
-        written = instruction.writes()
-        if written is not None and written not in keys:
-            keys[written] = (1, position)
+        out = _SLOTS[instruction.op][0]
+        if out >= 0:
+            keys.setdefault(3 * instruction.out + out, (1, position))
     return keys
 
 
 def order_operands(program: Program) -> Program:
     """Order the two operands of each commutative op by their address keys."""
+    if not any(_SLOTS[i.op][3] for i in program.instructions()):
+        return program
     keys = _address_keys(program)
     never = (2, 0)
     changed = False
     components = []
     for component in program.components():
-        ordered = []
-        for instruction in component:
-            op = OPS[instruction.op]
-            if op.commutative:
-                kind = op.ins[0]
-                if keys.get((kind, instruction.in2), never) < keys.get((kind, instruction.in1),
-                                                                      never):
-                    instruction = instruction._replace(in1=instruction.in2, in2=instruction.in1)
+        ordered = list(component)
+        for i, instruction in enumerate(component):
+            _, kind, _, commutative = _SLOTS[instruction.op]
+            if commutative:
+                first = keys.get(3 * instruction.in1 + kind, never)
+                if keys.get(3 * instruction.in2 + kind, never) < first:
+                    ordered[i] = Instruction(instruction.op, instruction.out, instruction.in2,
+                                             instruction.in1, instruction.data)
                     changed = True
-            ordered.append(instruction)
-        components.append(tuple(ordered))
-    return Program(*components) if changed else program
+        components.append(ordered)
+    return Program(*map(tuple, components)) if changed else program
 
 
-_FIRST_FREE = {S: PREDICTION + 1, V: FEATURES + 1, M: 0}
-_RESERVED = {(S, LABEL), (S, PREDICTION), (V, FEATURES)}
+_FIRST_FREE = (PREDICTION + 1, FEATURES + 1, 0)  # per kind index: s2, v1, m0
 
 
 def rename_addresses(program: Program) -> Program:
@@ -269,37 +314,40 @@ def rename_addresses(program: Program) -> Program:
     so they share one new address per kind: programs reading different zero addresses agree.
     """
     zeros = _never_written(program)
-    names: dict = {}
-    zero_name: dict = {}
-    next_free = dict(_FIRST_FREE)
-
-    def rename(kind, address):
-        location = (kind, address)
-        if location in _RESERVED:
-            return address
-        if location not in names:
-            if zeros >> (3 * address + _KIND_INDEX[kind]) & 1:
-                if kind not in zero_name:
-                    zero_name[kind] = next_free[kind]
-                    next_free[kind] += 1
-                names[location] = zero_name[kind]
-            else:
-                names[location] = next_free[kind]
-                next_free[kind] += 1
-        return names[location]
-
+    names = {key: address for key, address in ((3 * LABEL, LABEL), (3 * PREDICTION, PREDICTION),
+                                                (3 * FEATURES + 1, FEATURES))}
+    zero_names = [None, None, None]
+    next_free = list(_FIRST_FREE)
     components = []
+    changed = False
     for component in program.components():
         renamed = []
         for instruction in component:
-            op = OPS[instruction.op]
-            in1 = rename(op.ins[0], instruction.in1) if op.arity > 0 else 0
-            in2 = rename(op.ins[1], instruction.in2) if op.arity > 1 else 0
-            out = rename(op.out, instruction.out) if op.out else 0
-            renamed.append(Instruction(instruction.op, out, in1, in2, instruction.data))
-        components.append(tuple(renamed))
-    result = Program(*components)
-    return program if result == program else result
+            slots = _SLOTS[instruction.op]
+            new = [instruction.out, instruction.in1, instruction.in2]
+            for slot in (1, 2, 0):
+                kind = slots[slot]
+                if kind < 0:
+                    continue
+                location = 3 * new[slot] + kind
+                name = names.get(location)
+                if name is None:
+                    if zeros >> location & 1:
+                        name = zero_names[kind]
+                        if name is None:
+                            name = zero_names[kind] = next_free[kind]
+                            next_free[kind] += 1
+                    else:
+                        name = next_free[kind]
+                        next_free[kind] += 1
+                    names[location] = name
+                new[slot] = name
+            if new != [instruction.out, instruction.in1, instruction.in2]:
+                instruction = Instruction(instruction.op, *new, instruction.data)
+                changed = True
+            renamed.append(instruction)
+        components.append(renamed)
+    return Program(*map(tuple, components)) if changed else program
 
 
 # --- the pass manager --------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Optimizer speed: microseconds per demo-size program for optimize + structural hash.
+
+Programs are random as the original's RANDOM_ALGORITHM makes them for the demo experiment:
+10 setup, 2 predict and 8 learn instructions over the demo's six ops, memory 4/3/1, scalar
+outputs never s0, vector outputs never v0. Each pass is also timed alone.
+
+    python bench/optimize.py [--programs 20000] [--json]
+"""
+
+import argparse
+import json
+import random
+import time
+
+from azc.hashing import digest, optimize_and_hash
+from azc.ir import Instruction, MemoryShape, Program
+from azc.ops import S, V, op_named
+from azc.passes import PIPELINE
+
+DEMO_OPS = [op_named(name) for name in ("SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT",
+                                        "SCALAR_DIFF", "SCALAR_PRODUCT",
+                                        "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM")]
+SIZES = (10, 2, 8)
+MEMORY = MemoryShape(4, 3, 1)
+
+
+def random_instruction(rng: random.Random) -> Instruction:
+    op = rng.choice(DEMO_OPS)
+    lowest = {S: 1, V: 1}.get(op.out, 0)  # the original never writes s0 or v0
+    out = rng.randrange(lowest, MEMORY.size(op.out))
+    ins = [rng.randrange(MEMORY.size(kind)) for kind in op.ins] + [0, 0]
+    data = (rng.uniform(-1, 1),) if op.data == "const" else ()
+    return Instruction(op.id, out, ins[0], ins[1], data)
+
+
+def random_programs(n: int, seed: int = 0) -> list[Program]:
+    rng = random.Random(seed)
+    return [Program(*(tuple(random_instruction(rng) for _ in range(size)) for size in SIZES))
+            for _ in range(n)]
+
+
+def per_program(function, programs) -> float:
+    """Best of three timings, in microseconds per program."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for program in programs:
+            function(program)
+        best = min(best, time.perf_counter() - start)
+    return best / len(programs) * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--programs", type=int, default=20000)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    programs = random_programs(args.programs)
+    canonical = [optimize_and_hash(p)[0] for p in programs]
+    # Most random programs never reach s1 and optimize to nothing; evolved ones mostly do.
+    alive = [p for p, c in zip(programs, canonical, strict=True) if len(c)]
+    figures = {
+        "programs": args.programs,
+        "alive_programs": len(alive),
+        "optimize_and_hash_us": per_program(optimize_and_hash, programs),
+        "optimize_and_hash_alive_us": per_program(optimize_and_hash, alive),
+        "optimize_us": per_program(PIPELINE.run, programs),
+        "hash_of_optimized_us": per_program(digest, canonical),
+        "instructions_before": sum(map(len, programs)) / len(programs),
+        "instructions_after": sum(map(len, canonical)) / len(canonical),
+    }
+    for step in PIPELINE.passes:
+        figures[f"pass_{step.name}_us"] = per_program(step.run, programs)
+
+    if args.json:
+        print(json.dumps(figures))
+        return
+    for name, value in figures.items():
+        shown = f"{value:10.2f}" if isinstance(value, float) else f"{value:10d}"
+        print(f"{name:34s} {shown}")
+
+
+if __name__ == "__main__":
+    main()
