@@ -153,6 +153,8 @@ class Source:
         self.name = filename or "<text>"
         # NOTE: split as Lark counts lines (only "\n"), not as str.splitlines() does (\f, \x1c..)
         self.lines = [line.removesuffix("\r") for line in text.split("\n")]
+        if len(self.lines) > 1 and not self.lines[-1]:
+            self.lines.pop()  # the empty "line" after a final newline
 
     def error(self, message: str, line: int, column: int, width: int = 1) -> ParseError:
         """A ParseError at line:column (1-based) with the line quoted and a caret under it."""
