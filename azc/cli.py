@@ -122,6 +122,7 @@ def evolve(
     resume: Path = typer.Option(None, help="Continue the run recorded in this directory."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     checkpoint_every: float = typer.Option(30.0, help="Seconds between checkpoints."),
+    engine: str = typer.Option("auto", help="auto, interp, jit or reference."),
 ):
     """Evolve an algorithm with regularized evolution (default: rediscover linear regression)."""
     from azc import live, rundir
@@ -140,7 +141,7 @@ def evolve(
     with view if isinstance(view, live.LiveView) else _nothing():
         summary = rundir.evolve(path, seed=seed, out=out_dir, resume=resume,
                                 max_seconds=max_time or float("inf"), monitors=monitors,
-                                checkpoint_seconds=checkpoint_every)
+                                checkpoint_seconds=checkpoint_every, engine=engine)
     if as_json:
         typer.echo(json.dumps(summary))
     else:
@@ -225,6 +226,26 @@ def simplify(
     out.print(f"{result.count(REMOVED)} of {len(result.original)} instructions removed, "
               f"{result.count(FOLDED)} folded into constants; {len(result.simplified)} remain",
               style="dim", highlight=False)
+
+
+@app.command()
+@user_errors
+def export(
+    program: Path = typer.Argument(..., help="The algorithm, an .az file."),
+    to: str = typer.Option("numpy", "--to", help="What to export to: numpy."),
+    output: Path = typer.Option(None, "-o", "--output",
+                                help="The module to write [default: print it]."),
+    optimize: bool = typer.Option(True, help="Leave out dead code first."),
+):
+    """Write an algorithm as a standalone Python module: a class, fit, predict and fitness."""
+    from azc.export import export_file
+
+    exported = export_file(program, to, output, optimize=optimize)
+    if output is None:
+        typer.echo(exported.source, nl=False)
+        return
+    dead = f", {exported.removed} dead instructions left out" if exported.removed else ""
+    out.print(f"wrote {escape(str(output))}{dead}", highlight=False)
 
 
 def main():

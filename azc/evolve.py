@@ -10,6 +10,11 @@
 Slot i always holds the oldest individual, so this is "replace the oldest" with selection
 before removal: the oldest can still be a parent, and a child competes as soon as it is placed.
 
+Two shortcuts skip evaluating children whose fitness is already known, exactly: a child that
+is its parent (not mutated) has the parent's fitness, and so has a child whose one replaced
+instruction was dead in the parent and is dead in the child (it writes nothing live there and
+draws no random numbers), since the two programs then run the same live instructions.
+
 Children are scored in batches, one native call per batch, without changing those semantics:
 a child whose fitness is not in a cache is placed with fitness None and queued; a tournament
 that draws a queued slot first scores the queue. Since the draws themselves never depend on
@@ -30,6 +35,8 @@ from azc.fitness import MIN_FITNESS
 from azc.generator import Generator
 from azc.ir import Program
 from azc.mutator import Mutator
+from azc.passes import _effects as instruction_effects  # NOTE: the optimizer's liveness facts
+from azc.passes import live_outs
 
 log = logging.getLogger("azc")
 
@@ -151,8 +158,47 @@ class Scorer:
                 stage[i] = share * stage[i] + (1 - share) * float(f)
         return stage
 
+    def known(self):
+        """Count an individual whose fitness evolution knew without asking (see module doc)."""
+        self.individuals += 1
+        self.cache_hits += 1
+        self.train_steps += self.steps_per_individual
+
     def hit_rate(self) -> float:
         return self.cache_hits / self.individuals if self.individuals else 0.0
+
+
+_EFFECTS: dict = {}
+
+
+def _effects(instruction) -> tuple[int, int, bool]:
+    """(bits written, bits read, draws random numbers), memoized: children share instructions."""
+    effects = _EFFECTS.get(instruction)
+    if effects is None:
+        if len(_EFFECTS) > 1 << 16:
+            _EFFECTS.clear()
+        effects = _EFFECTS[instruction] = instruction_effects(instruction)
+    return effects
+
+
+def live_after(program: Program) -> tuple[list[int], ...]:
+    """Per component, the memory bits live after each instruction (azc.passes liveness)."""
+    effects = tuple([_effects(i) for i in component] for component in program.components())
+    masks = []
+    for component, live in zip(effects, live_outs(effects), strict=True):
+        after = [0] * len(component)
+        for i in range(len(component) - 1, -1, -1):
+            after[i] = live
+            written, read, _ = component[i]
+            if written & live:
+                live = live & ~written | read
+        masks.append(after)
+    return tuple(masks)
+
+
+def _dead(instruction, live: int) -> bool:
+    written, _, draws = _effects(instruction)
+    return not draws and not written & live
 
 
 @dataclass(frozen=True)
@@ -180,6 +226,7 @@ class RegularizedEvolution:
         self.batch_size = batch_size
         self.population: list[Program] = []
         self.fitness: list[float | None] = []
+        self.liveness: list = []  # per slot: live_after(program), or None until needed
         self.generations = 0
 
     def initialize(self):
@@ -188,16 +235,20 @@ class RegularizedEvolution:
                     for _ in range(self.population_size)]
         self.population = programs
         self.fitness = self.scorer.score(programs)
+        self.liveness = [None] * len(programs)
 
     def restore(self, population: list[Program], fitness: list[float]):
         """Continue from a saved population (a checkpoint)."""
         self.population, self.fitness = list(population), list(fitness)
+        self.liveness = [None] * len(population)
 
     def generation(self):
         """One pass over the slots in index order, each replaced by a tournament winner's child."""
-        population, fitness = self.population, self.fitness
+        population, fitness, liveness = self.population, self.fitness, self.liveness
         rand, size, draws = self.rng.random, self.population_size, range(self.tournament_size)
-        mutate, lookup = self.mutator.mutate, self.scorer.lookup
+        mutator, scorer = self.mutator, self.scorer
+        mutate, lookup, known = mutator.mutate, scorer.lookup, scorer.known
+        budget, num_train = scorer.budget, scorer.num_train
         queued: list[tuple[int, int]] = []  # (slot, ticket) of children awaiting evaluation
 
         for slot in range(size):
@@ -206,12 +257,33 @@ class RegularizedEvolution:
             if None in scores:  # a drawn child is still queued: evaluate the queue first
                 self._settle(queued)
                 scores = [fitness[i] for i in drawn]
-            parent = population[drawn[scores.index(max(scores))]]
+            winner = drawn[scores.index(max(scores))]
+            parent = population[winner]
 
             child = mutate(parent)
-            score, ticket = lookup(child)
+            score = ticket = live = None
+            if child is parent:
+                score, live = fitness[winner], liveness[winner]
+                known()
+            elif mutator.last_change is not None:
+                # One instruction replaced: if dead before and after, nothing live changed.
+                live = liveness[winner]
+                if live is None:
+                    live = liveness[winner] = live_after(parent)
+                c, i = mutator.last_change
+                mask = live[c][i]
+                if (_dead(parent.components()[c][i], mask)
+                        and _dead(child.components()[c][i], mask)
+                        and (budget is None or budget.allows(child, num_train))):
+                    score = fitness[winner]
+                    known()
+                else:
+                    live = None
+            if score is None:
+                score, ticket = lookup(child)
             population[slot] = child
             fitness[slot] = score
+            liveness[slot] = live
             if ticket is not None:
                 queued.append((slot, ticket))
                 if len(queued) >= self.batch_size:

@@ -98,6 +98,9 @@ class Mutator:
         self._out = {kind: (r[0].start, len(r[0])) for kind, r in ranges.items()}
         self._in = {kind: len(r[1]) for kind, r in ranges.items()}
         self._actions = tuple(getattr(self, "_" + name) for name in settings.mutations)
+        # (component, index) of the one instruction the last mutate() replaced; None if the
+        # child is the parent itself or changed otherwise.
+        self.last_change: tuple[int, int] | None = None
 
     # --- random instructions (reference §9.4) ---------------------------------------------------
 
@@ -134,6 +137,7 @@ class Mutator:
         Otherwise the parent itself, unchanged (the original's identical copy).
         """
         prob = self.settings.mutate_prob
+        self.last_change = None
         if prob < 1.0 and not self.rng.random() < prob:
             return program
         components = list(program.components())
@@ -141,7 +145,9 @@ class Mutator:
             if not self.mutable:
                 break
             action = self._actions[int(self.rng.random() * len(self._actions))]
-            action(components)
+            change = action(components)
+        if actions == 1 and self.mutable:
+            self.last_change = change
         return Program(*components)
 
     def _component(self) -> int:
@@ -153,6 +159,7 @@ class Mutator:
         if code:
             i = int(self.rng.random() * len(code))
             components[c] = code[:i] + (self.alter(code[i]),) + code[i + 1:]
+            return c, i
 
     def _randomize_instruction(self, components):
         c = self._component()
@@ -160,6 +167,7 @@ class Mutator:
         if code:
             i = int(self.rng.random() * len(code))
             components[c] = code[:i] + (self.random_instruction(c),) + code[i + 1:]
+            return c, i
 
     def _randomize_component_function(self, components):
         c = self._component()

@@ -117,7 +117,7 @@ def read_progress(path: str | Path) -> list[dict]:
 
 def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | Path | None = None,
            resume: str | Path | None = None, max_seconds: float = float("inf"),
-           monitors=(), checkpoint_seconds: float = 30.0) -> dict:
+           monitors=(), checkpoint_seconds: float = 30.0, engine: str = "auto") -> dict:
     """Run (or resume) a search, recording it in a run directory; its summary.
 
     Without `out` or `resume` nothing is written. A new run without a seed takes one from the
@@ -138,7 +138,7 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
 
     listeners = list(monitors) + ([rundir] if rundir is not None else [])
     search = Search(experiment, seed, monitors=listeners, max_seconds=max_seconds,
-                    checkpoint_seconds=checkpoint_seconds)
+                    checkpoint_seconds=checkpoint_seconds, engine=engine)
     if state is not None:
         search.restore(state)
     log.info("search with seed %d", seed)

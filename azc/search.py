@@ -76,7 +76,8 @@ class Outcome:
         from azc.printer import format_program
 
         return {
-            "search_fitness": self.search_fitness, "select_fitness": self.select_fitness,
+            "search_fitness": self.search_fitness,
+            "select_fitness": self.select_fitness if self.program else None,
             "final_fitness": self.final_fitness, "experiments": self.experiments,
             "individuals": self.individuals, "seconds": round(self.seconds, 3),
             "individuals_per_second": round(self.individuals / max(self.seconds, 1e-9), 1),

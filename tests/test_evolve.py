@@ -1,0 +1,185 @@
+"""Regularized evolution: slot order, tournaments, batching and shortcuts against a plain loop."""
+
+import random
+from hashlib import blake2b
+
+import pytest
+
+from azc.budget import TrainBudget
+from azc.evolve import Hurdle, RegularizedEvolution, Scorer, live_after
+from azc.generator import Generator, baseline_program, neural_net_program
+from azc.ir import MemoryShape, Program
+from azc.mutator import MutationSettings, Mutator
+from azc.ops import op_named
+from azc.passes import eliminate_dead_code
+from azc.printer import format_program
+
+DEMO_OPS = tuple(op_named(name).id for name in (
+    "SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT", "SCALAR_DIFF", "SCALAR_PRODUCT",
+    "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM"))
+
+
+class LiveCodeEvaluator:
+    """A stand-in engine: fitness is a hash of the program's live code, so dead code is free."""
+
+    def __init__(self):
+        self.calls = []
+
+    def fitness_batch(self, programs):
+        self.calls.append(len(programs))
+        return [self.fitness(p) for p in programs]
+
+    @staticmethod
+    def fitness(program):
+        text = format_program(eliminate_dead_code(program)).encode()
+        return int.from_bytes(blake2b(text, digest_size=4).digest(), "little") / 2**32
+
+
+def make(seed=5, size=30, tournament=4, batch_size=256, mutations=None, evaluator=None,
+         **scorer_options):
+    settings = MutationSettings(MemoryShape(4, 3, 1), (DEMO_OPS,) * 3,
+                                mutations=mutations or ("alter_param", "randomize_instruction",
+                                                        "randomize_component_function"))
+    rng = random.Random(seed)
+    mutator = Mutator(settings, rng)
+    generator = Generator("random", (4, 2, 4), mutator)
+    scorer = Scorer(evaluator or LiveCodeEvaluator(), 100, **scorer_options)
+    return RegularizedEvolution(scorer, mutator, generator, size, tournament, rng, batch_size)
+
+
+def plain_generation(population, fitness, mutator, rng, tournament, score):
+    """The original's loop, one child at a time, as reference §11 states it."""
+    size = len(population)
+    for slot in range(size):
+        drawn = [int(rng.random() * size) for _ in range(tournament)]
+        best = drawn[0]
+        for i in drawn[1:]:
+            if fitness[i] > fitness[best]:  # strictly greater: the first drawn wins ties
+                best = i
+        child = mutator.mutate(population[best])
+        population[slot], fitness[slot] = child, score(child)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 256])
+def test_batched_generations_equal_the_plain_loop(batch_size):
+    evolution = make(batch_size=batch_size)
+    evolution.initialize()
+    plain = make()  # same seed: same initial population and random stream
+    plain.initialize()
+    assert plain.population == evolution.population
+    population, fitness = list(plain.population), list(plain.fitness)
+    for _ in range(6):
+        evolution.generation()
+        plain_generation(population, fitness, plain.mutator, plain.rng, 4,
+                         LiveCodeEvaluator.fitness)
+        assert evolution.population == population
+        assert evolution.fitness == fitness
+    assert evolution.rng.getstate() == plain.rng.getstate()
+    assert evolution.scorer.individuals == 30 * 7
+    if batch_size == 1:
+        assert set(evolution.scorer.evaluator.calls[1:]) == {1}  # after initialization
+
+
+def test_slots_are_replaced_in_index_order_and_parents_chosen_before_removal():
+    evolution = make(size=10, tournament=10)
+    evolution.initialize()
+    before = list(evolution.population)
+    order = []
+    original_mutate = evolution.mutator.mutate
+
+    def spy(parent, actions=1):
+        order.append(parent)
+        return original_mutate(parent, actions)
+
+    evolution.mutator.mutate = spy
+    evolution.generation()
+    # The first child's parent comes from the old population, slot 0 included.
+    assert order[0] in before
+    assert evolution.generations == 1
+
+
+def test_tournament_ties_go_to_the_first_drawn():
+    evolution = make(size=8, tournament=8, mutations=("identity",))
+    evolution.initialize()
+    evolution.fitness = [0.5] * 8
+    before = list(evolution.population)
+    replay = random.Random()
+    replay.setstate(evolution.rng.getstate())
+    drawn = [int(replay.random() * 8) for _ in range(8)]
+    evolution.generation()
+    assert evolution.population[0] == before[drawn[0]]
+
+
+def test_dead_mutations_and_copies_skip_evaluation_with_the_same_fitness():
+    evolution = make(size=50, tournament=5)
+    evolution.initialize()
+    for _ in range(5):
+        evolution.generation()
+    scorer = evolution.scorer
+    assert scorer.cache_hits > 0.3 * scorer.individuals
+    for program, fitness in zip(evolution.population, evolution.fitness, strict=True):
+        assert fitness == LiveCodeEvaluator.fitness(program)
+
+
+def test_live_after_marks_the_prediction_path():
+    program = Program(
+        setup=(),
+        predict=(op_instruction("VECTOR_INNER_PRODUCT", 1, 1, 0),
+                 op_instruction("SCALAR_DIFF", 3, 0, 0)),
+        learn=(op_instruction("VECTOR_SUM", 1, 1, 2),))
+    masks = live_after(program)
+    s1, s3 = 1 << (3 * 1), 1 << (3 * 3)
+    assert masks[1][0] & s1 and not masks[1][1] & s3
+
+
+def op_instruction(name, out, in1, in2):
+    from azc.ir import Instruction
+
+    return Instruction(op_named(name).id, out, in1, in2)
+
+
+def test_scorer_caches_and_dedupes_queued_programs():
+    evaluator = LiveCodeEvaluator()
+    scorer = Scorer(evaluator, 100, steps_per_individual=10, steps_per_evaluation=100)
+    program = make().generator.initial_program()
+    assert scorer.lookup(program) == (None, 0)
+    assert scorer.lookup(program) == (None, 0)  # queued already: same ticket
+    (fitness,) = scorer.flush()
+    assert scorer.lookup(program) == (fitness, None)
+    assert evaluator.calls == [1]
+    assert scorer.train_steps == 3 * 10 + 100
+    assert scorer.hit_rate() == pytest.approx(2 / 3)
+
+
+def test_scorer_train_budget_gives_zero_without_evaluating():
+    budget = TrainBudget(baseline_program("linear", (0, 0, 0)), 2.0)
+    evaluator = LiveCodeEvaluator()
+    scorer = Scorer(evaluator, 100, budget=budget)
+    assert scorer.lookup(neural_net_program()) == (0.0, None)
+    assert evaluator.calls == [] and scorer.budget_rejects == 1
+
+
+class Constant:
+    def __init__(self, value):
+        self.value = value
+        self.seen = 0
+
+    def fitness_batch(self, programs):
+        self.seen += len(programs)
+        return [self.value(p) for p in programs]
+
+
+def test_hurdle_stops_weak_children_after_the_first_stage():
+    stage = Constant(lambda p: len(p.setup) / 10)
+    rest = Constant(lambda p: 1.0)
+    hurdle = Hurdle(stage, rest, stage_tasks=1, total_tasks=4, percentile=50, window=100,
+                    warmup=10)
+    scorer = Scorer(None, 100, hurdle=hurdle)
+    programs = [Program(setup=(op_instruction("SCALAR_DIFF", 1, 0, 0),) * n) for n in range(20)]
+    fitness = scorer.score(programs)
+    assert rest.seen == 20  # warm-up: everyone passes
+    assert fitness[10] == pytest.approx(0.25 * 1.0 + 0.75 * 1.0)
+    fitness = scorer.score([Program(setup=(op_instruction("SCALAR_SUM", 1, 0, 0),) * n)
+                            for n in range(20)])
+    assert scorer.hurdle_rejects > 0
+    assert fitness[1] == 0.1  # failed the hurdle: keeps its first-stage fitness
