@@ -46,6 +46,8 @@ class _Dedent(Exception):
 
 
 class _Indenter(Indenter):
+    """Python's indentation rules: _INDENT/_DEDENT tokens from the spaces after each newline."""
+
     NL_type = "_NL"
     OPEN_PAREN_types = []
     CLOSE_PAREN_types = []
@@ -68,6 +70,7 @@ def grammar_text() -> str:
 
 @cache
 def _parser() -> Lark:
+    """The LALR parser, built once; "instruction" is a second start for reading op forms."""
     return Lark(grammar_text(), parser="lalr", postlex=_Indenter(), start=["start", "instruction"],
                 propagate_positions=True, maybe_placeholders=False)
 
