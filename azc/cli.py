@@ -4,8 +4,10 @@ Each command's work lives in the library; this module parses arguments, turns Az
 message and exit status 2, and decides what the user sees.
 """
 
+import contextlib
 import functools
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -205,14 +207,27 @@ def diff(
 def simplify(
     program: Path = typer.Argument(..., help="The algorithm, an .az file."),
     show_diff: bool = typer.Option(False, "--diff", help="Mark what was removed or folded."),
+    passes: bool = typer.Option(False, "--passes", help="Report each pass on stderr."),
+    dump_after: list[str] = typer.Option(None, help="Print the program after this pass."),
 ):
     """Print the smallest equivalent program, in canonical form."""
     from azc.parse import parse_file
     from azc.printer import format_program
-    from azc.simplify import FOLDED, REMOVED
+    from azc.simplify import FOLDED, REMOVED, pass_names
     from azc.simplify import simplify as simplify_program
 
-    result = simplify_program(parse_file(program))
+    unknown = set(dump_after or ()) - set(pass_names())
+    if unknown:
+        raise AzcError(f"no pass named {', '.join(sorted(unknown))}; "
+                       f"the passes are {', '.join(pass_names())}")
+    records = []
+    with _debug_log(bool(dump_after)):
+        result = simplify_program(parse_file(program), records, frozenset(dump_after or ()))
+    if passes:
+        for record in records:
+            state = "changed" if record.changed else "unchanged"
+            err.print(f"{record.name:22s} {state:9s} {record.seconds * 1e6:8.1f} us",
+                      highlight=False)
     if not show_diff:
         typer.echo(format_program(result.simplified), nl=False)
         return
@@ -246,6 +261,25 @@ def export(
         return
     dead = f", {exported.removed} dead instructions left out" if exported.removed else ""
     out.print(f"wrote {escape(str(output))}{dead}", highlight=False)
+
+
+@contextlib.contextmanager
+def _debug_log(on: bool):
+    """Show the library's debug log (pass dumps) on stderr while active, if `on`."""
+    log = logging.getLogger("azc")
+    if not on:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def main():

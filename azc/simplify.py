@@ -5,10 +5,10 @@ passes while remembering where each surviving instruction came from, so that the
 lines can be marked kept, removed (dead) or folded (replaced by the constant it computes).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from azc.ir import COMPONENTS, Program
-from azc.passes import eliminate_dead_code, fold_constants, needed, optimize
+from azc.passes import PIPELINE, eliminate_dead_code, fold_constants, needed
 from azc.printer import format_instruction
 
 KEPT, REMOVED, FOLDED = "kept", "removed", "folded"
@@ -42,8 +42,12 @@ class Simplification:
         return lines
 
 
-def simplify(program: Program) -> Simplification:
-    """Optimize `program`, tracing which original instructions were removed or folded."""
+def simplify(program: Program, records: list | None = None,
+             dump_after: frozenset = frozenset()) -> Simplification:
+    """Optimize `program`, tracing which original instructions were removed or folded.
+
+    `records` and `dump_after` go to the pass manager (see azc.passes.PassManager).
+    """
     fates = [[(KEPT, None)] * len(c) for c in program.components()]
     origins = [list(range(len(c))) for c in program.components()]
     current = program
@@ -67,4 +71,10 @@ def simplify(program: Program) -> Simplification:
                 if old is not new:
                     fates[c][origin] = (FOLDED, format_instruction(new))
         current = folded
-    return Simplification(program, optimize(program), tuple(tuple(f) for f in fates))
+    manager = replace(PIPELINE, dump_after=PIPELINE.dump_after | frozenset(dump_after))
+    return Simplification(program, manager.run(program, records), tuple(map(tuple, fates)))
+
+
+def pass_names() -> list[str]:
+    """The optimizer's passes, in pipeline order."""
+    return [step.name for step in PIPELINE.passes]

@@ -51,3 +51,14 @@ def test_tracing_marks_folds_and_the_dead_code_they_leave():
     assert traced.fates[1] == ((REMOVED, None), (KEPT, None), (KEPT, None))
     assert traced.simplified == optimize(program)
     assert format_program(traced.simplified).splitlines()[1] == "    s2 = 0.25"
+
+
+def test_simplify_reports_passes_and_dumps_after_a_named_one():
+    path = str(EXAMPLES / "linear_regression_padded.az")
+    result = runner.invoke(app, ["simplify", "--passes", "--dump-after", "eliminate_dead_code",
+                                 path])
+    assert result.exit_code == 0, result.output
+    assert "eliminate_dead_code    changed" in result.output
+    assert "program after eliminate_dead_code:" in result.output
+    bad = runner.invoke(app, ["simplify", "--dump-after", "nonsense", path])
+    assert bad.exit_code == 2 and "no pass named nonsense" in bad.output
