@@ -336,6 +336,60 @@ LOWERING: dict[int, tuple[str, str]] = {
 assert set(LOWERING) == {op.id for op in OPS if op.out is not None and op.data is None}
 
 
+# --- NumPy source: one statement per op, for `azc export --to numpy` (azc/export.py) -----------
+# Each is Python source over locals named by address ({out}, {a}, {b}), the constant data
+# ({d0}..{d2}, written exactly), the vector size {F} and the random stream {rng}. Scalars are
+# np.float64 so that IEEE rules hold. The free names ordered_sum, std, index, sin ... log are the
+# exported module's runtime (azc/numpy_runtime.py), which reproduces the semantics helpers above
+# (sequential sums, libm transcendentals, the program stream) exactly.
+
+_NP_SUM, _NP_DIFF, _NP_PRODUCT, _NP_DIVISION = ("{out} = {a} " + o + " {b}" for o in "+-*/")
+_NP_ABS, _NP_RECIPROCAL = "{out} = np.abs({a})", "{out} = 1.0 / {a}"
+_NP_STEP = "{out} = ({a} > 0).astype(np.float64)"
+_NP_SQRT_SUM_SQUARES = "{out} = np.sqrt(ordered_sum({a} * {a}{axis}))"
+
+NUMPY_SOURCE: dict[int, str] = {
+    1: _NP_SUM, 2: _NP_DIFF, 3: _NP_PRODUCT, 4: _NP_DIVISION,
+    5: "{out} = abs({a})", 6: _NP_RECIPROCAL,
+    7: "{out} = sin({a})", 8: "{out} = cos({a})", 9: "{out} = tan({a})",
+    10: "{out} = arcsin({a})", 11: "{out} = arccos({a})", 12: "{out} = arctan({a})",
+    13: "{out} = exp({a})", 14: "{out} = log({a})",
+    15: "{out} = np.float64({a} >= 0)", 16: _NP_STEP, 17: _NP_STEP,
+    18: _NP_PRODUCT, 19: "{out} = np.full({F}, {a})", 20: _NP_RECIPROCAL,
+    21: _NP_SQRT_SUM_SQUARES.replace("{axis}", ""), 22: _NP_ABS,
+    23: _NP_SUM, 24: _NP_DIFF, 25: _NP_PRODUCT, 26: _NP_DIVISION,
+    27: "{out} = ordered_sum({a} * {b})", 28: "{out} = np.outer({a}, {b})",
+    29: _NP_PRODUCT, 30: _NP_RECIPROCAL,
+    31: "{out} = ordered_sum({a} * {b}, axis=1)",
+    32: "{out} = np.repeat({a}[:, None], {F}, axis=1)",
+    33: "{out} = np.repeat({a}[None, :], {F}, axis=0)",
+    34: _NP_SQRT_SUM_SQUARES.replace("{axis}", ""),
+    35: _NP_SQRT_SUM_SQUARES.replace("{axis}", ", axis=0"),
+    36: _NP_SQRT_SUM_SQUARES.replace("{axis}", ", axis=1"),
+    37: "{out} = {a}.T.copy()", 38: _NP_ABS,
+    39: _NP_SUM, 40: _NP_DIFF, 41: _NP_PRODUCT, 42: _NP_DIVISION,
+    43: "{out} = ordered_sum({a}[:, :, None] * {b}[None, :, :], axis=1)",
+    # min/max keep the NaN rules of _min_std, _max_std, _min_m and _max_m
+    44: "{out} = {b} if {b} < {a} else {a}", 45: "{out} = np.where({b} < {a}, {b}, {a})",
+    46: "{out} = np.where({a} < {b}, {a}, {b})",
+    47: "{out} = {b} if {a} < {b} else {a}", 48: "{out} = np.where({a} < {b}, {b}, {a})",
+    49: "{out} = np.where({a} > {b}, {a}, {b})",
+    50: "{out} = ordered_sum({a}) / {a}.size", 51: "{out} = ordered_sum({a}) / {a}.size",
+    52: "{out} = ordered_sum({a}, axis=1) / {F}", 53: "{out} = std({a}, axis=1)",
+    54: "{out} = std({a})", 55: "{out} = std({a})",
+    56: "{out} = np.float64({d0})",
+    57: "{out}[index({d0}, {F})] = {d1}",
+    58: "{out}[index({d0}, {F}), index({d1}, {F})] = {d2}",
+    59: "{out} = {rng}.uniform({d0}, {d1})",
+    60: "{out} = {rng}.uniform({d0}, {d1}, ({F},))",
+    61: "{out} = {rng}.uniform({d0}, {d1}, ({F}, {F}))",
+    62: "{out} = {rng}.gaussian({d0}, {d1})",
+    63: "{out} = {rng}.gaussian({d0}, {d1}, ({F},))",
+    64: "{out} = {rng}.gaussian({d0}, {d1}, ({F}, {F}))",
+}
+assert set(NUMPY_SOURCE) == {op.id for op in OPS if op.out is not None}
+
+
 def op_named(name: str) -> Op:
     """Look an op up by its enum name, with or without the `_OP` suffix."""
     name = name.upper().removesuffix("_OP")
