@@ -58,8 +58,8 @@ def each(check):
     """Apply a check to every element of a list."""
 
     def check_all(values):
-        problems = (check(value) for value in values)
-        return next((problem for problem in problems if problem), None)
+        problems = ((i, check(value)) for i, value in enumerate(values))
+        return next((f"element {i}: {problem}" for i, problem in problems if problem), None)
 
     return check_all
 

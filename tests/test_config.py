@@ -5,7 +5,16 @@ from typing import Literal
 
 import pytest
 
-from azc.config import at_least, between, describe_schema, from_table, load, read_toml, setting
+from azc.config import (
+    at_least,
+    between,
+    describe_schema,
+    each,
+    from_table,
+    load,
+    read_toml,
+    setting,
+)
 from azc.errors import ConfigError
 
 
@@ -124,3 +133,27 @@ def test_describe_schema():
     rows = {row[0]: row for row in describe_schema(Outer)}
     assert rows["size"] == ("size", "an integer", 10, "how many")
     assert rows["seeds"][2] == []
+
+
+def test_each_names_the_element():
+    @dataclass(frozen=True)
+    class Seeds:
+        seeds: list[int] = setting([], each(at_least(0)))
+
+    with pytest.raises(ConfigError, match=r"seeds: element 2: must be at least 0, got -1"):
+        from_table(Seeds, {"seeds": [0, 1, -1]})
+
+
+def test_lines_of_dotted_and_inline_keys(tmp_path):
+    text = 'size = 2\ninner.name = "a"\ninner.weight = 3.0\n'
+    with pytest.raises(ConfigError, match=r"c.toml:3: inner.weight: must be between"):
+        load(write(tmp_path, text), Outer)
+    text = 'size = 2\ninner = { name = "a", weight = 3.0 }\n'
+    with pytest.raises(ConfigError, match=r"c.toml:2: inner.weight: must be between"):
+        load(write(tmp_path, text), Outer)
+
+
+def test_headers_with_quotes_and_spaces(tmp_path):
+    text = 'size = 2\n[ "inner" ]\nname = "a"\nweight = -1\n'
+    with pytest.raises(ConfigError, match=r"c.toml:4: inner.weight"):
+        load(write(tmp_path, text), Outer)

@@ -78,7 +78,7 @@ num_tasks = 1
     ('[[tasks]]\nkind = "linear"\neval = "accuracy"\n', r"eval must be 'rms'"),
     ('[[tasks]]\nkind = "digits"\nclasses = [3, 3]\n', r"tasks.toml:3: .*two different class"),
     ('[[tasks]]\nnum_taks = 3\n', r"tasks.toml:2: tasks\[0\].num_taks: .*did you mean 'num_tasks'"),
-    ('[[tasks]]\ndata_seeds = [1, -2]\n', r"tasks.toml:2: .*data_seeds: must be at least 0"),
+    ('[[tasks]]\ndata_seeds = [1, -2]\n', r"tasks.toml:2: .*data_seeds: element 1: must be at"),
     ('seed = 3\n[[tasks]]\n', r"tasks.toml:1: seed: unknown key"),
     ('[[tasks]]\n\n[[tasks]]\nkind = "digits"\n',
      r"tasks.toml:3: tasks\[1\].features: .*share one feature size: 16 here, 4 in the first"),
