@@ -121,6 +121,12 @@ def task_specs(tasks_file: str | Path | None, flags: dict) -> list[TaskSpec]:
 
 
 def _kind_of(path: Path) -> str:
+    """The kind a --data path implies: by extension, or by the files a folder holds."""
+    if path.is_dir():
+        if (path / "data_batch_1").exists():
+            return "cifar10"
+        if any(path.glob("train-images*idx3*")):
+            return "mnist"
     kinds = {".csv": "csv", ".npz": "npz"}
     if path.suffix.lower() not in kinds:
         raise ConfigError(f"--data: cannot tell the task kind from {path.name!r}; give --kind "

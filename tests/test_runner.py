@@ -99,6 +99,15 @@ def test_csv_data(program, tmp_path):
     assert report["fitness"] > 0.8
 
 
+def test_data_folder_implies_the_kind(program, tmp_path):
+    from tests.test_data import write_cifar
+
+    write_cifar(tmp_path)
+    report = run_json(program, "--data", tmp_path, "--classes", "3,4", "--train", 20, "--valid",
+                      10, "--tasks", 2)
+    assert report["tasks"] == ["cifar10 3v4 seed 11001", "cifar10 3v4 seed 11012"]
+
+
 def test_tasks_file(program, tmp_path):
     tasks = tmp_path / "t.toml"
     tasks.write_text('[[tasks]]\nkind = "linear"\nnum_tasks = 3\ntrain = 100\n')
