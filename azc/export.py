@@ -224,19 +224,21 @@ def _docstring(name: str, description: str, removed: int) -> str:
     about = f"\n{description}\n" if description else ""
     dead = (f" azc's dead-code pass left out {removed} instruction(s) that cannot change the "
             "prediction." if removed else "")
-    text = f'''"""{name}, exported by azc as a standalone module that needs only NumPy.
+    notes = textwrap.fill(
+        "Each method of Algorithm is one of the program's component functions, each line one "
+        "azc instruction, written in a comment above it; the names are azc's addresses (s1 the "
+        f"prediction, s0 the label, v0 the features).{dead} For classifiers (azc's accuracy "
+        "tasks, labels 0 and 1), pass classifier=True to fit and eval_type=\"accuracy\" to "
+        "fitness; s1 is then a logit.", width=96)
+    return f'''"""{name}, exported by azc as a standalone module that needs only NumPy.
 {about}
     model = Algorithm(features_size=4, seed=0)   # zeroed memory, then Setup
     fit(model, train_x, train_y, epochs=1)      # Predict, then Learn, per example
     predictions = predict(model, valid_x)        # Predict only: the values of s1
     score = fitness(train_x, train_y, valid_x, valid_y)   # azc's fitness on this task
 
-Each method of Algorithm is one of the program's component functions, each line one azc
-instruction, written in a comment above it; the names are azc's addresses (s1 the prediction,
-s0 the label, v0 the features).{dead} For classifiers (azc's accuracy tasks, labels 0 and 1),
-pass classifier=True to fit and eval_type="accuracy" to fitness; s1 is then a logit.
+{notes}
 """'''
-    return text
 
 
 def _header_comment(path: Path) -> str:

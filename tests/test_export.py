@@ -3,6 +3,8 @@
 import ast
 import importlib.util
 import itertools
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from tests.strategies import programs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 _count = itertools.count()
+runner = CliRunner()
 
 
 def load(source: str, folder: Path):
@@ -77,6 +80,16 @@ def test_examples_export_without_dead_code(tmp_path):
     assert exported.removed == 12 and plain.removed == 0
     body = exported.source.split("class Algorithm")[1]
     assert body.replace("_padded", "") == plain.source.split("class Algorithm")[1]
+
+
+def test_unoptimized_export_keeps_every_instruction(tmp_path):
+    path = EXAMPLES / "linear_regression_padded.az"
+    output = tmp_path / "padded.py"
+    result = runner.invoke(app, ["export", str(path), "--no-optimize", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    source = output.read_text()
+    assert "# noop()" in source and "# m0 = transpose(m0)" in source
+    assert_same_fitness(parse_file(path), make_tasks(LINEAR), load(source, tmp_path))
 
 
 # --- every op on awkward values ----------------------------------------------------------------
@@ -253,6 +266,16 @@ def test_the_module_needs_only_numpy():
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in getattr(node, "names", [])}
     assert imported == {"math", "numpy"}
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="needs ruff")
+@pytest.mark.parametrize("name", ["linear_regression_padded", "neural_net"])
+def test_the_module_is_clean_python(name, tmp_path):
+    path = tmp_path / f"{name}.py"
+    path.write_text(export_file(EXAMPLES / f"{name}.az").source)
+    lint = subprocess.run(["ruff", "check", "--isolated", "--line-length", "100", "--select",
+                           "E,F,W,B,UP", str(path)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
 
 
 def test_each_line_sits_under_its_azc_instruction():
