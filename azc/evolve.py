@@ -266,15 +266,17 @@ class RegularizedEvolution:
                 score, live = fitness[winner], liveness[winner]
                 known()
             elif mutator.last_change is not None:
-                # One instruction replaced: if dead before and after, nothing live changed.
+                # One instruction replaced: by itself, or dead before and after, so nothing
+                # live changed. NOTE: `old == new` compares data with ==, so 0.0 == -0.0; a
+                # const of -0.0 instead of 0.0 can differ only in the sign of a zero result.
                 live = liveness[winner]
                 if live is None:
                     live = liveness[winner] = live_after(parent)
                 c, i = mutator.last_change
                 mask = live[c][i]
-                if (_dead(parent.components()[c][i], mask)
-                        and _dead(child.components()[c][i], mask)
-                        and (budget is None or budget.allows(child, num_train))):
+                old, new = parent.components()[c][i], child.components()[c][i]
+                if old == new or (_dead(old, mask) and _dead(new, mask) and (
+                        budget is None or budget.allows(child, num_train))):
                     score = fitness[winner]
                     known()
                 else:

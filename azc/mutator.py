@@ -98,6 +98,9 @@ class Mutator:
         self._out = {kind: (r[0].start, len(r[0])) for kind, r in ranges.items()}
         self._in = {kind: len(r[1]) for kind, r in ranges.items()}
         self._actions = tuple(getattr(self, "_" + name) for name in settings.mutations)
+        self._makers = {op.id: self._maker(op) for ops in self.ops for op in ops}
+        self._component_makers = tuple(tuple(self._makers[op.id] for op in ops)
+                                       for ops in self.ops)
         # (component, index) of the one instruction the last mutate() replaced; None if the
         # child is the parent itself or changed otherwise.
         self.last_change: tuple[int, int] | None = None
@@ -113,21 +116,44 @@ class Mutator:
 
     def random_instruction(self, component: int) -> Instruction:
         """A random op from the component's allowed list, then random operands and data."""
-        ops = self.ops[component]
-        return self.randomize(ops[int(self.rng.random() * len(ops))])
+        makers = self._component_makers[component]
+        return makers[int(self.rng.random() * len(makers))]()
 
     def randomize(self, op) -> Instruction:
         """A new instruction of `op`: set ops draw out then data; others in1, (in2,) out."""
-        if op.out is None:
-            return NOP
-        if op.data is not None:
-            return Instruction(op.id, self.random_out(op.out), 0, 0, draw_data(op, self.rng))
-        in1 = self.random_in(op.ins[0])
-        in2 = self.random_in(op.ins[1]) if op.arity == 2 else 0
-        return Instruction(op.id, self.random_out(op.out), in1, in2)
+        return (self._makers.get(op.id) or self._maker(op))()
 
     def random_component(self, component: int, size: int) -> tuple[Instruction, ...]:
-        return tuple(self.random_instruction(component) for _ in range(size))
+        makers, rand = self._component_makers[component], self.rng.random
+        count = len(makers)
+        return tuple([makers[int(rand() * count)]() for _ in range(size)])
+
+    def _maker(self, op):
+        """A function drawing a new instruction of `op`, in the original's draw order.
+
+        NOTE: the per-child budget is a few microseconds, so each op gets a closure with its
+        address ranges bound, and builds its instruction with tuple.__new__.
+        """
+        rand, rng, new, op_id = self.rng.random, self.rng, tuple.__new__, op.id
+        if op.out is None:
+            return lambda: NOP
+        first, count = self._out[op.out]
+        if op.data is not None:
+            return lambda: new(Instruction, (op_id, first + int(rand() * count), 0, 0,
+                                             draw_data(op, rng)))
+        n1 = self._in[op.ins[0]]
+        if op.arity == 1:
+            def unary():
+                in1 = int(rand() * n1)
+                return new(Instruction, (op_id, first + int(rand() * count), in1, 0, ()))
+            return unary
+        n2 = self._in[op.ins[1]]
+
+        def binary():
+            in1 = int(rand() * n1)
+            in2 = int(rand() * n2)
+            return new(Instruction, (op_id, first + int(rand() * count), in1, in2, ()))
+        return binary
 
     # --- mutation (reference §9.2) --------------------------------------------------------------
 
