@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from azc import rng
 from azc.ops import LOWERING, OPS, S, V
 
+import os
+ATTRIBUTES = os.environ.get("AZC_ATTRS", "")
 LIBM = ("sin", "cos", "tan", "asin", "acos", "atan", "exp", "log")
 # Ops whose output may alias an input they read out of element order: computed in scratch.
 _PRODUCTS = {31, 37, 43}
@@ -126,7 +128,7 @@ class Emitter:
 
     def function(self, header: str) -> str:
         """The whole function text around the collected body."""
-        return "\n".join([header + " {", "entry:", *self.allocas, "  br label %start",
+        return "\n".join([header + ATTRIBUTES + " {", "entry:", *self.allocas, "  br label %start",
                           "start:", *self.lines, "}", ""])
 
 

@@ -124,6 +124,10 @@ def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Pac
     return Packed(np.ascontiguousarray(records), offsets)
 
 
+class NativeBuildError(RuntimeError):
+    """The native evaluator of a shape could not be compiled (a bug, logged as a warning)."""
+
+
 @dataclass
 class Fingerprints:
     """Per-example errors of a short evaluation, per (program, task): the FEC's input.
@@ -180,24 +184,37 @@ class NativeEvaluator:
         self.F = self.tasks[0].features_size
         self.memory, self.combine, self.seed = memory, combine, seed
         self.max_abs_error = float(max_abs_error)
-        self.ops = tuple(sorted({o.id for o in OPS if o.id} if ops is None else
-                                {_op_id(o) for o in ops} - {0}))
+        # Without an op list the evaluator is first built for the ops of the first batch, and
+        # rebuilt once for all ops if a later batch needs more.
+        self.fixed_ops = ops is not None
+        self.ops = tuple(sorted({_op_id(o) for o in ops} - {0})) if ops is not None else ()
         self.groups = _groups(self.tasks, num_train, num_valid)
-        self._bound: dict[MemoryShape, tuple] = {}
+        self._options = dict(max_abs_error=max_abs_error, num_train=num_train,
+                             num_valid=num_valid, seed=seed, combine=combine)
+        self._bound: dict[tuple, tuple] = {}
+        self._fallback = None  # the reference evaluator, if native code cannot be built
 
     def _binding(self, memory: MemoryShape):
         """The kernel for a memory shape and its data arrays (kept alive here)."""
-        if memory not in self._bound:
+        key = (memory, self.ops)
+        if key not in self._bound:
             shape = Shape(self.F, memory, self.ops, self.groups, len(self.tasks),
                           self.max_abs_error)
-            kernel = kernel_for(shape)
+            try:
+                kernel = kernel_for(shape)
+            except Exception as error:  # an LLVM failure here is a bug; the user still gets
+                log.warning("cannot build the native evaluator (%s); using the reference "
+                            "executor", error)  # answers, slowly
+                from azc.reference import ReferenceEvaluator
+                self._fallback = ReferenceEvaluator(self.tasks, self.memory, **self._options)
+                raise NativeBuildError(str(error)) from error
             arrays, ctx = [], np.zeros(len(self.groups) * CTX_SLOTS, dtype=np.int64)
             for g, group in enumerate(self.groups):
                 for slot, array in enumerate(self._group_arrays(shape, group)):
                     arrays.append(array)
                     ctx[g * CTX_SLOTS + slot] = array.ctypes.data
-            self._bound[memory] = (kernel, arrays, ctx)
-        return self._bound[memory]
+            self._bound[key] = (kernel, arrays, ctx)
+        return self._bound[key]
 
     def _group_arrays(self, shape: Shape, group: Group):
         T, F = len(group.tasks), self.F
@@ -223,7 +240,13 @@ class NativeEvaluator:
     def pack(self, programs, memory: MemoryShape | None = None) -> Packed:
         """Check and pack Program objects for this evaluator."""
         memory = memory or self._memory_for(programs)
-        return pack(*program_arrays(programs), memory, self.F, self.ops)
+        codes, data, lengths = program_arrays(programs)
+        if not self.fixed_ops:
+            used = {o for o in np.unique(codes[:, 0]).tolist() if 0 < o < len(OPS)}
+            if not used <= set(self.ops):
+                grown = used if not self.ops else {o.id for o in OPS if o.id}
+                self.ops = tuple(sorted(grown | set(self.ops)))
+        return pack(codes, data, lengths, memory, self.F, self.ops)
 
     def task_fitness_packed(self, packed: Packed, memory: MemoryShape, record=None):
         """(programs, tasks) fitness of packed programs: one native call."""
@@ -236,8 +259,9 @@ class NativeEvaluator:
             try:
                 table = _COMPILED.pointers(kernel.shape, packed)
             except Exception as error:  # noqa: BLE001 - LLVM failures become a fallback
-                log.warning("tier-2 compilation of a batch of %d program(s) failed (%s); "
-                            "using the tier-1 evaluator", len(packed), error)
+                keys = ", ".join(_COMPILED.failed_keys[:5])
+                log.warning("tier-2 compilation failed for program(s) %s of a batch of %d "
+                            "(%s); using the tier-1 evaluator", keys, len(packed), error)
             else:
                 kernel.compiled_function(len(packed), packed.records.ctypes.data,
                                          table.ctypes.data, ctx.ctypes.data,
@@ -265,14 +289,26 @@ class NativeEvaluator:
     def fitness_batch(self, programs) -> np.ndarray:
         """Combined fitness of each program, as a float64 array."""
         programs = list(programs)
-        memory = self._memory_for(programs)
-        return self.combined(self.task_fitness_packed(self.pack(programs, memory), memory))
+        if self._fallback is None:
+            memory = self._memory_for(programs)
+            try:
+                return self.combined(self.task_fitness_packed(self.pack(programs, memory),
+                                                              memory))
+            except NativeBuildError:
+                pass
+        return self._fallback.fitness_batch(programs)
 
     def evaluate(self, program: Program) -> Evaluation:
         """The program's combined fitness and its fitness on each task."""
-        memory = self._memory_for([program])
-        row = self.task_fitness_packed(self.pack([program], memory), memory)[0]
-        return Evaluation(float(self.combined(row[None])[0]), tuple(float(x) for x in row))
+        if self._fallback is None:
+            memory = self._memory_for([program])
+            try:
+                row = self.task_fitness_packed(self.pack([program], memory), memory)[0]
+                return Evaluation(float(self.combined(row[None])[0]),
+                                  tuple(float(x) for x in row))
+            except NativeBuildError:
+                pass
+        return self._fallback.evaluate(program)
 
     def fingerprints(self, programs) -> Fingerprints:
         """Record the per-example errors of an evaluation (build it with a short budget)."""

@@ -127,9 +127,15 @@ class _Driver:
         e(f"call void @interp{self.g}(ptr %recs, i64 {first}, i64 {last}, ptr {c['mem']}, "
           f"ptr {c['rng']}, ptr {c['scratch']})")
 
-    def copy(self, to: str, source: str, lanes: int):
-        self.e(f"call void @llvm.memcpy.p0.p0.i64(ptr align 8 {to}, ptr align 8 {source}, "
-               f"i64 {lanes * self.T * 8}, i1 false)")
+    def copy(self, to: str, source: str, count: int):
+        """Copy `count` lane vectors, one lane vector at a time.
+
+        NOTE: not a memcpy: the ops then load whole lane vectors, and stores of that same
+        width let the CPU forward them to those loads (a memcpy's wider stores would not).
+        """
+        e = self.e
+        for k in range(count):
+            e.store(e.ty, e.load(e.ty, e.lane(source, k)), e.lane(to, k))
 
     def example(self, x: str, step: str):
         """v0 = features of example `step`; s0 = 0."""

@@ -75,6 +75,7 @@ class CompiledCache:
         self.size, self.speed = size, speed
         self.entries: OrderedDict[str, tuple] = OrderedDict()  # key -> (library, pointers)
         self.compile_seconds: list[float] = []
+        self.failed_keys: list[str] = []  # the programs of a compilation that raised
 
     def pointers(self, shape: Shape, packed, batch: int = 64) -> np.ndarray:
         """(programs, groups * 3) function addresses for the packed programs, compiling misses.
@@ -107,7 +108,9 @@ class CompiledCache:
         exports = [f"{name}_{len(g.tasks)}_{c}" for name, _, _ in named for g in shape.groups
                    for c in range(3)]
         start = time.perf_counter()
+        self.failed_keys = [key for key, _, _ in programs]
         library = compile_ir(text, sorted(set(exports)), speed=self.speed)
+        self.failed_keys = []
         seconds = time.perf_counter() - start
         self.compile_seconds.append(seconds / len(programs))
         log.debug("compiled %d program(s) in %.1f ms", len(programs), seconds * 1e3)
