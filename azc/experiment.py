@@ -18,6 +18,7 @@ Every problem is a ConfigError naming the file, the key and its line.
 """
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,7 +29,7 @@ from azc.fitness import COMBINE_MODES
 from azc.generator import INITIAL_POPULATIONS, baseline_program, linear_program, neural_net_program
 from azc.ir import COMPONENTS, MemoryShape
 from azc.mutator import MUTATIONS, MutationSettings, check_settings
-from azc.ops import op_named
+from azc.ops import BY_NAME, op_named
 from azc.taskfile import task_specs_from_table
 from azc.tasks import TaskSpec
 
@@ -41,7 +42,8 @@ def _known_op(name):
     try:
         op_named(name)
     except KeyError:
-        return f"unknown op {name!r}"
+        close = difflib.get_close_matches(name.upper(), BY_NAME, n=1)
+        return f"unknown op {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     return None
 
 
