@@ -86,6 +86,25 @@ def reference_fingerprint(program: Program, tasks: list[Task], train_budget: int
         for index, task in enumerate(tasks))
 
 
+def batch_fingerprints(recorded, train_budgets) -> list[int]:
+    """One functional hash per program from a batch of recorded errors.
+
+    `recorded` has train_errors/valid_errors arrays (programs, tasks, capacity), valid past the
+    train_counts/valid_counts arrays (programs, tasks), as the native engine's Fingerprints;
+    `train_budgets` is one budget for all programs or one per program.
+    """
+    programs, tasks = recorded.train_counts.shape
+    budgets = np.broadcast_to(np.asarray(train_budgets, dtype=np.int64), (programs,))
+    keys = []
+    for p in range(programs):
+        keys.append(combined_fingerprint(
+            fingerprint(recorded.train_errors[p, t, :recorded.train_counts[p, t]],
+                        recorded.valid_errors[p, t, :recorded.valid_counts[p, t]],
+                        t, budgets[p])
+            for t in range(tasks)))
+    return keys
+
+
 class LRUCache:
     """The original's FEC cache: least recently used eviction, forgetting after many hits.
 

@@ -1,12 +1,16 @@
 """Functional equivalence checking: the LRU reference values (reference §6.7), fingerprints, and
 the fitness cache's two keys."""
 
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from azc.fec import (
     FORGET_EVERY,
     FitnessCache,
     LRUCache,
+    batch_fingerprints,
     combined_fingerprint,
     fingerprint,
     reference_errors,
@@ -113,3 +117,42 @@ def test_fitness_cache_without_fec_never_answers_by_function():
     cache.store(0.5, (1, 2), 42)
     assert cache.functional(42) is None
     assert cache.stats.functional_lookups == 0
+
+
+def padded(runs):
+    """Reference errors per (program, task) in the native engine's NaN-padded layout."""
+    P, T = len(runs), len(runs[0])
+    recorded = SimpleNamespace(train_errors=np.full((P, T, 30), np.nan),
+                               valid_errors=np.full((P, T, 30), np.nan),
+                               train_counts=np.zeros((P, T), np.int64),
+                               valid_counts=np.zeros((P, T), np.int64))
+    for p, row in enumerate(runs):
+        for t, (train, valid) in enumerate(row):
+            recorded.train_errors[p, t, :len(train)] = train
+            recorded.valid_errors[p, t, :len(valid)] = valid
+            recorded.train_counts[p, t], recorded.valid_counts[p, t] = len(train), len(valid)
+    return recorded
+
+
+def test_batch_fingerprints_read_padded_arrays_like_the_reference():
+    tasks = [increment_task(20, 10), increment_task(30, 12)]
+    programs = [program(""), program("    v1 = v1 + v1\n"), linear_program()]
+    runs = [[reference_errors(p, task, t) for t, task in enumerate(tasks)] for p in programs]
+    keys = batch_fingerprints(padded(runs), [20, 20, 0])
+    assert keys[0] == reference_fingerprint(programs[0], tasks, 20)
+    assert keys[1] == reference_fingerprint(programs[1], tasks, 20)
+    assert keys[2] == reference_fingerprint(programs[2], tasks, 0)
+
+
+def test_native_engine_fingerprints_hash_like_the_reference_ones():
+    engine = pytest.importorskip("azc.engine")
+    from azc.fec import FEC_SEED
+    from azc.generator import neural_net_program
+    from azc.tasks import TaskSpec, make_tasks
+
+    tasks = make_tasks(TaskSpec("linear", 4, 10, 10, num_tasks=3))
+    evaluator = engine.make_evaluator(tasks, None, engine="interp", num_train=10, num_valid=10,
+                                      seed=FEC_SEED)
+    programs = [linear_program(), neural_net_program()]  # the second draws random numbers
+    keys = batch_fingerprints(evaluator.fingerprints(programs), 10)
+    assert keys == [reference_fingerprint(p, tasks, 10) for p in programs]

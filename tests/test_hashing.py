@@ -92,7 +92,10 @@ def random_program(rng: random.Random, sizes=(10, 2, 8)) -> Program:
         if op.out is None:
             return Instruction(0)
         ins = [rng.randrange(MEMORY.size(k)) for k in op.ins] + [0, 0]
-        data = tuple(float(rng.randrange(-3, 4)) / 4 for _ in range(op.data_size))
+        data = [float(rng.randrange(-3, 4)) / 4 for _ in range(op.data_size)]
+        if op.data in ("vindex", "mindex"):  # index fractions lie in [0, 1)
+            data[:-1] = [abs(x) for x in data[:-1]]
+        data = tuple(data)
         # Writing the prediction often keeps many programs alive after dead-code removal.
         out = rng.randrange(MEMORY.size(op.out))
         if op.out == S and rng.random() < 0.5:

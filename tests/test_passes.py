@@ -2,6 +2,7 @@
 against the reference executor on random programs (same fitness, same recorded errors)."""
 
 import logging
+import random
 import textwrap
 
 import numpy as np
@@ -423,3 +424,26 @@ def test_optimized_programs_run_like_the_original_many(original):
 def test_optimize_is_idempotent(original):
     once = optimize(original)
     assert optimize(once) == once
+
+
+def test_the_native_engine_scores_optimized_programs_like_the_originals():
+    """Folding and dead-code removal must be exact on compiled code too, not only in NumPy."""
+    engine = pytest.importorskip("azc.engine")
+    from tests.test_hashing import random_program
+
+    def task(eval_type, epochs, seed, n=12):
+        rng = np.random.RandomState(seed)
+        labels = rng.randn(n + 4) if eval_type == RMS else (rng.rand(n + 4) > 0.5) * 1.0
+        orders = np.array([rng.permutation(n) for _ in range(epochs)])
+        return Task("t", rng.randn(n, F), labels[:n], rng.randn(4, F), labels[n:], eval_type,
+                    orders)
+
+    tasks = [task(RMS, 1, 1), task(ACCURACY, 2, 2), task(RMS, 3, 3)]
+    evaluator = engine.make_evaluator(tasks, MemoryShape(6, 5, 3), engine="interp", seed=3)
+    rng = random.Random(3)
+    originals = [random_program(rng, (rng.randrange(6), rng.randrange(1, 6), rng.randrange(6)))
+                 for _ in range(2000)]
+    expected = evaluator.fitness_batch(originals)
+    actual = evaluator.fitness_batch([optimize(p) for p in originals])
+    assert (expected > 0).sum() > 1000
+    np.testing.assert_array_equal(actual, expected)
