@@ -1,0 +1,154 @@
+"""Run directories: determinism, checkpoints, resume after SIGKILL at random moments, the CLI."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from azc.cli import app
+from azc.parse import parse, parse_file
+from azc.rundir import evolve, read_progress
+from tests.test_experiment import TINY
+
+RESULT_KEYS = ("search_fitness", "select_fitness", "final_fitness", "experiments",
+               "individuals", "best_program", "solved", "seed")
+
+
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def same_result(a: dict, b: dict):
+    assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+
+
+def test_same_seed_same_result_and_the_run_directory(tmp_path):
+    path = tiny(tmp_path)
+    first = evolve(path, seed=11, out=tmp_path / "a", engine="reference", checkpoint_seconds=0)
+    second = evolve(path, seed=11, engine="reference")
+    same_result(first, second)
+    assert first["experiments"] == 2 and first["best_program"]
+    parse(first["best_program"])
+
+    run = tmp_path / "a"
+    assert json.loads((run / "run.json").read_text())["seed"] == 11
+    assert (run / "experiment.toml").read_text() == TINY
+    assert json.loads((run / "result.json").read_text())["seed"] == 11
+    assert parse_file(run / "best.az") == parse(first["best_program"])
+    records = read_progress(run)
+    assert records and {"individuals", "seconds", "individuals_per_second", "mean", "stdev",
+                        "best", "cache_hit_rate"} <= set(records[0])
+    state = json.loads((run / "checkpoint.json").read_text())
+    assert state["seed"] == 11 and state["outcome"]["experiments"] == 2
+
+
+def test_a_run_directory_is_not_overwritten(tmp_path):
+    path = tiny(tmp_path)
+    evolve(path, seed=1, out=tmp_path / "a", engine="reference")
+    with pytest.raises(Exception, match="already holds a run"):
+        evolve(path, seed=1, out=tmp_path / "a", engine="reference")
+
+
+def test_resume_continues_exactly(tmp_path):
+    path = tiny(tmp_path)
+    whole = evolve(path, seed=5, engine="reference")
+    part = evolve(path, seed=5, out=tmp_path / "r", engine="reference", max_seconds=0.5,
+                  checkpoint_seconds=0)
+    assert part["interrupted"]
+    resumed = evolve(None, resume=tmp_path / "r", engine="reference", checkpoint_seconds=0)
+    same_result(whole, resumed)
+
+
+def _azc(*args):
+    command = [sys.executable, "-m", "azc.cli", "evolve", *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _readable(run):
+    json.loads((run / "run.json").read_text())
+    (run / "experiment.toml").read_text()
+    if (run / "checkpoint.json").exists():
+        state = json.loads((run / "checkpoint.json").read_text())
+        if state["experiment"]:
+            [parse(text) for text in state["experiment"]["population"]]
+    if (run / "best.az").exists():
+        parse_file(run / "best.az")
+    read_progress(run)
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path):
+    path = tiny(tmp_path)
+    whole = evolve(path, seed=9, engine="reference")
+    run = tmp_path / "k"
+    moments = random.Random(4).sample([0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4], 3)
+    process = _azc(path, "--seed", 9, "--out", run, "--engine", "reference",
+                   "--checkpoint-every", 0, "--json")
+    for moment in moments:
+        time.sleep(moment)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        if not (run / "run.json").exists():  # killed before the run began: start it again
+            process = _azc(path, "--seed", 9, "--out", run, "--engine", "reference",
+                           "--checkpoint-every", 0, "--json")
+            continue
+        _readable(run)
+        process = _azc("--resume", run, "--engine", "reference", "--checkpoint-every", 0,
+                       "--json")
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr.decode()
+    same_result(whole, json.loads(stdout.decode().strip().splitlines()[-1]))
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_the_best_program(tmp_path):
+    path = tiny(tmp_path)
+    run = tmp_path / "c"
+    process = _azc(path, "--seed", 3, "--out", run, "--engine", "reference")
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    _readable(run)
+    assert (run / "checkpoint.json").exists() and (run / "best.az").exists()
+    assert process.returncode in (0, 130)
+
+
+def test_cli_evolve_json_and_errors(tmp_path):
+    path = tiny(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--json", "--engine",
+                                 "reference"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    for key in ("search_fitness", "select_fitness", "final_fitness", "individuals", "seconds",
+                "individuals_per_second", "best_program"):
+        assert key in summary
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("tournament_size = 4", "tournament_size = -1"))
+    result = runner.invoke(app, ["evolve", str(bad)])
+    assert result.exit_code == 2 and "tournament_size" in result.output
+
+
+def test_cli_plain_output_and_diff(tmp_path):
+    path = tiny(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--engine", "reference"])
+    assert result.exit_code == 0 and "final fitness" in result.output
+    a, b = tmp_path / "a.az", tmp_path / "b.az"
+    a.write_text("def setup():\n    s2 = 0.5\n\ndef predict():\n    s1 = dot(v1, v0)\n\n"
+                 "def learn():\n    s3 = s0 - s1\n")
+    b.write_text("def setup():\n    s2 = 0.25\n\ndef predict():\n    s1 = dot(v1, v0)\n\n"
+                 "def learn():\n    s3 = s0 - s1\n")
+    result = runner.invoke(app, ["diff", str(a), str(b)])
+    assert result.exit_code == 0
+    assert "-    s2 = 0.5" in result.output and "+    s2 = 0.25" in result.output
+    result = runner.invoke(app, ["diff", str(a), str(a)])
+    assert "no differences" in result.output
