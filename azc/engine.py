@@ -11,7 +11,7 @@ program, generated code then never reads or writes outside its memory.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -145,8 +145,14 @@ class Fingerprints:
 
 _KERNELS: dict[Shape, Kernel] = {}
 _COMPILED = CompiledCache()
-# Work (instruction executions x lanes x F) above which engine "auto" compiles each program.
-JIT_WORK = 5e7
+L1_BYTES = 24 * 1024  # lockstep memory per block: within a typical 32-48 KB L1 data cache
+# Engine "auto" compiles a program when the tier-1 time it saves exceeds the compile time.
+# NOTE: measured (bench/throughput.py, both workloads) tier 2 is no faster than tier 1: with
+# tasks as lanes, the interpreter's dispatch is amortized over 4-10 lanes and both tiers run
+# the same op code. So JIT_SPEEDUP is 1 and "auto" stays on tier 1 until tier 2 gains fusion.
+JIT_SPEEDUP = 1.0
+SECONDS_PER_LANE_STEP = 1e-9  # tier-1 seconds per instruction, lane and feature (about)
+COMPILE_SECONDS = 0.05  # tier-2 compile time of one program (light passes, batched)
 
 
 def kernel_for(shape: Shape) -> Kernel:
@@ -170,15 +176,34 @@ def _groups(tasks, num_train, num_valid) -> tuple[Group, ...]:
     return tuple(Group(tuple(indices), *key) for key, indices in shapes.items())
 
 
+def split_groups(groups, memory: MemoryShape, F: int, lanes: int | None = None):
+    """Cut groups into lockstep blocks whose memory fits the L1 cache (or of `lanes` lanes).
+
+    All lanes of a block share every cache line, so a block's working set is its memory times
+    its lanes: with F = 16 matrices, ten lanes would spill to L2.
+    """
+    elements = memory.scalars + memory.vectors * F + memory.matrices * F * F
+    widest = lanes or max(1, min(16, L1_BYTES // (elements * 8)))
+    if lanes is None and widest > 4:
+        widest -= widest % 4  # whole 256-bit vectors: 5 lanes cost as much as 8
+    blocks = []
+    for group in groups:
+        count = -(-len(group.tasks) // widest)
+        size = -(-len(group.tasks) // count)
+        for start in range(0, len(group.tasks), size):
+            blocks.append(replace(group, tasks=group.tasks[start:start + size]))
+    return tuple(blocks)
+
+
 class NativeEvaluator:
     """Tier 1: fitness of programs over a task collection through one compiled evaluator."""
 
     def __init__(self, tasks: list[Task], memory: MemoryShape | None = None, *,
                  max_abs_error: float = 100.0, num_train: int | None = None,
                  num_valid: int | None = None, seed: int = 0, combine: str = "mean",
-                 ops=None, engine: str = "auto"):
+                 ops=None, engine: str = "auto", lanes: int | None = None):
         self.tasks = list(tasks)
-        self.engine = engine
+        self.engine, self.lanes = engine, lanes
         _check_tasks(self.tasks)
         combine_fitnesses([0.0], combine)
         self.F = self.tasks[0].features_size
@@ -198,8 +223,8 @@ class NativeEvaluator:
         """The kernel for a memory shape and its data arrays (kept alive here)."""
         key = (memory, self.ops)
         if key not in self._bound:
-            shape = Shape(self.F, memory, self.ops, self.groups, len(self.tasks),
-                          self.max_abs_error)
+            groups = split_groups(self.groups, memory, self.F, self.lanes)
+            shape = Shape(self.F, memory, self.ops, groups, len(self.tasks), self.max_abs_error)
             try:
                 kernel = kernel_for(shape)
             except Exception as error:  # an LLVM failure here is a bug; the user still gets
@@ -208,8 +233,9 @@ class NativeEvaluator:
                 from azc.reference import ReferenceEvaluator
                 self._fallback = ReferenceEvaluator(self.tasks, self.memory, **self._options)
                 raise NativeBuildError(str(error)) from error
-            arrays, ctx = [], np.zeros(len(self.groups) * CTX_SLOTS, dtype=np.int64)
-            for g, group in enumerate(self.groups):
+            arrays = []
+            ctx = np.zeros(len(groups) * CTX_SLOTS, dtype=np.int64)
+            for g, group in enumerate(groups):
                 for slot, array in enumerate(self._group_arrays(shape, group)):
                     arrays.append(array)
                     ctx[g * CTX_SLOTS + slot] = array.ctypes.data
@@ -272,13 +298,15 @@ class NativeEvaluator:
         return fitness
 
     def _use_jit(self, packed: Packed) -> bool:
-        """Whether compiling each program repays its compile time (engine "auto")."""
+        """Whether to compile each program (engine "jit"; "auto" never does, see JIT_SPEEDUP)."""
         if self.engine != "auto":
             return self.engine == "jit"
         lengths = np.diff(packed.offsets, axis=1).mean(axis=0)  # setup, predict, learn
-        work = sum((g.train_steps * (lengths[1] + lengths[2]) + g.valid_steps * lengths[1])
-                   * len(g.tasks) for g in self.groups) * self.F
-        return work > JIT_WORK
+        steps = sum((g.train_steps * (lengths[1] + lengths[2]) + g.valid_steps * lengths[1])
+                    * len(g.tasks) for g in self.groups)
+        # Expected seconds saved against expected compile seconds, from bench/throughput.py.
+        saved = steps * SECONDS_PER_LANE_STEP * self.F * (1 - 1 / JIT_SPEEDUP)
+        return saved > COMPILE_SECONDS
 
     def combined(self, task_fitness: np.ndarray) -> np.ndarray:
         """Combine per-task fitness rows exactly as fitness.combine_fitnesses does."""
@@ -353,13 +381,14 @@ def _check_tasks(tasks):
 def make_evaluator(tasks, memory: MemoryShape | None = None, *, engine: str = "auto",
                    max_abs_error: float = 100.0, num_train: int | None = None,
                    num_valid: int | None = None, seed: int = 0, combine: str = "mean",
-                   ops=None):
+                   ops=None, lanes: int | None = None):
     """An evaluator with ReferenceEvaluator's interface on the chosen engine.
 
     "reference" is the NumPy oracle; "interp" the tier-1 evaluator compiled once for this shape;
     "jit" compiles each program (tier 2); "auto" picks per batch by expected work.
     `ops` (ids or names) limits the ops the tier-1 evaluator is built for: fewer ops compile
-    faster; None means all.
+    faster; None means those of the programs seen. `lanes` caps the tasks run in lockstep
+    (default: as many as keep the block's memory in the L1 cache).
     """
     options = dict(max_abs_error=max_abs_error, num_train=num_train, num_valid=num_valid,
                    seed=seed, combine=combine)
@@ -368,4 +397,4 @@ def make_evaluator(tasks, memory: MemoryShape | None = None, *, engine: str = "a
     if engine == "reference":
         from azc.reference import ReferenceEvaluator
         return ReferenceEvaluator(tasks, memory, **options)
-    return NativeEvaluator(tasks, memory, ops=ops, engine=engine, **options)
+    return NativeEvaluator(tasks, memory, ops=ops, engine=engine, lanes=lanes, **options)

@@ -71,8 +71,8 @@ def program_key(records: np.ndarray, shape: Shape) -> str:
 class CompiledCache:
     """Per-program native code, least recently used first out."""
 
-    def __init__(self, size: int = CACHE_SIZE, speed: int = 1):
-        self.size, self.speed = size, speed
+    def __init__(self, size: int = CACHE_SIZE, speed: int | str = "light", codegen: int = 2):
+        self.size, self.speed, self.codegen = size, speed, codegen
         self.entries: OrderedDict[str, tuple] = OrderedDict()  # key -> (library, pointers)
         self.compile_seconds: list[float] = []
         self.failed_keys: list[str] = []  # the programs of a compilation that raised
@@ -109,7 +109,8 @@ class CompiledCache:
                    for c in range(3)]
         start = time.perf_counter()
         self.failed_keys = [key for key, _, _ in programs]
-        library = compile_ir(text, sorted(set(exports)), speed=self.speed)
+        library = compile_ir(text, sorted(set(exports)), speed=self.speed,
+                             codegen=self.codegen)
         self.failed_keys = []
         seconds = time.perf_counter() - start
         self.compile_seconds.append(seconds / len(programs))

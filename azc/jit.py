@@ -21,18 +21,24 @@ _state: dict = {}
 _names = itertools.count()
 
 
-def _target():
-    """The host target machine and the process's LLJIT, made on first use."""
-    if not _state:
+def _machine(codegen: int = 2):
+    """The host target machine at a code generation level (0-3), made on first use."""
+    if codegen not in _state:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         target = llvm.Target.from_default_triple()
-        machine = target.create_target_machine(
+        _state[codegen] = target.create_target_machine(
             cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            opt=2, codemodel="jitdefault", jit=True)
-        _state["machine"] = machine
-        _state["jit"] = llvm.create_lljit_compiler(machine)
-    return _state["machine"], _state["jit"]
+            opt=codegen, codemodel="jitdefault", jit=True)
+    return _state[codegen]
+
+
+def _target():
+    """The host target machine and the process's LLJIT, made on first use."""
+    machine = _machine(2)
+    if "jit" not in _state:
+        _state["jit"] = llvm.create_lljit_compiler(_machine(3))
+    return machine, _state["jit"]
 
 
 def host_triple_and_layout() -> tuple[str, str]:
@@ -52,8 +58,11 @@ class Library:
         return self.addresses[name]
 
 
-def compile_ir(text: str, exports: list[str], *, speed: int = 2) -> Library:
-    """Optimize IR text at the given speed level (0 = no IR passes) and load it.
+def compile_ir(text: str, exports: list[str], *, speed: int | str = 2,
+               codegen: int = 2) -> Library:
+    """Optimize IR text and load it. `speed` is a pass pipeline level (0 = no IR passes) or
+    "light" (registers from allocas, instruction combining, CFG cleanup: fast to run);
+    `codegen` the back end's level.
 
     Raises RuntimeError with LLVM's message if the IR does not parse or verify.
     """
@@ -61,11 +70,17 @@ def compile_ir(text: str, exports: list[str], *, speed: int = 2) -> Library:
         machine, jit = _target()
         module = llvm.parse_assembly(text)
         module.verify()
-        if speed > 0:
+        if speed == "light":
+            passes = llvm.create_new_module_pass_manager()
+            passes.add_sroa_pass()
+            passes.add_instruction_combine_pass()
+            passes.add_simplify_cfg_pass()
+            passes.run(module, llvm.create_pass_builder(machine, llvm.PipelineTuningOptions(0)))
+        elif speed > 0:
             tuning = llvm.PipelineTuningOptions(speed_level=speed)
             builder = llvm.create_pass_builder(machine, tuning)
             builder.getModulePassManager().run(module, builder)
-        obj = machine.emit_object(module)
+        obj = _machine(codegen).emit_object(module)
         library = (llvm.JITLibraryBuilder().add_object_img(obj).add_current_process())
         for name in exports:
             library.export_symbol(name)

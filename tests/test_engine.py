@@ -162,3 +162,12 @@ def test_evaluator_without_op_list_grows_to_new_ops():
     other = Program(predict=(Instruction(13, 1, 2), Instruction(21, 2, 0)))
     assert native.evaluate(other) == reference.evaluate(other)
     assert len(native.ops) == 64
+
+
+def test_lane_blocks_of_any_width_agree():
+    rand, data = random.Random(21), np.random.RandomState(21)
+    tasks = [random_task(data, 8, RMS, epochs=2) for _ in range(7)]
+    reference = ReferenceEvaluator(tasks, MEMORY)
+    programs = [random_program(rand) for _ in range(15)]
+    for lanes in (1, 3):
+        assert_same(make_evaluator(tasks, MEMORY, lanes=lanes), reference, programs)
