@@ -305,6 +305,10 @@ def order_operands(program: Program) -> Program:
 
 
 _FIRST_FREE = (PREDICTION + 1, FEATURES + 1, 0)  # per kind index: s2, v1, m0
+# Per op: the (field, kind index) pairs to rename, in order of use: in1, in2, then out.
+_RENAMED = tuple(tuple((f, slots[f - 1]) for f in (2, 3, 1) if slots[f - 1] >= 0)
+                 for slots in _SLOTS)
+_new_instruction = tuple.__new__  # NOTE: skips NamedTuple's Python-level __new__
 
 
 def rename_addresses(program: Program) -> Program:
@@ -314,8 +318,7 @@ def rename_addresses(program: Program) -> Program:
     so they share one new address per kind: programs reading different zero addresses agree.
     """
     zeros = _never_written(program)
-    names = {key: address for key, address in ((3 * LABEL, LABEL), (3 * PREDICTION, PREDICTION),
-                                                (3 * FEATURES + 1, FEATURES))}
+    names = {3 * LABEL: LABEL, 3 * PREDICTION: PREDICTION, 3 * FEATURES + 1: FEATURES}
     zero_names = [None, None, None]
     next_free = list(_FIRST_FREE)
     components = []
@@ -323,13 +326,9 @@ def rename_addresses(program: Program) -> Program:
     for component in program.components():
         renamed = []
         for instruction in component:
-            slots = _SLOTS[instruction.op]
-            new = [instruction.out, instruction.in1, instruction.in2]
-            for slot in (1, 2, 0):
-                kind = slots[slot]
-                if kind < 0:
-                    continue
-                location = 3 * new[slot] + kind
+            fields = list(instruction)
+            for slot, kind in _RENAMED[fields[0]]:
+                location = 3 * fields[slot] + kind
                 name = names.get(location)
                 if name is None:
                     if zeros >> location & 1:
@@ -341,9 +340,10 @@ def rename_addresses(program: Program) -> Program:
                         name = next_free[kind]
                         next_free[kind] += 1
                     names[location] = name
-                new[slot] = name
-            if new != [instruction.out, instruction.in1, instruction.in2]:
-                instruction = Instruction(instruction.op, *new, instruction.data)
+                fields[slot] = name
+            if fields[1] != instruction[1] or fields[2] != instruction[2] or (
+                    fields[3] != instruction[3]):
+                instruction = _new_instruction(Instruction, fields)
                 changed = True
             renamed.append(instruction)
         components.append(renamed)
@@ -382,23 +382,27 @@ class PassManager:
         filter(None, os.environ.get("AZC_DUMP_AFTER", "").split(","))))
     max_rounds: int = 4
 
+    def __post_init__(self):
+        index = {p.name: i for i, p in enumerate(self.passes)}
+        self._restart = [index.get(p.repeat_from) for p in self.passes]
+
     def run(self, program: Program, records: list | None = None) -> Program:
         """The program after every pass; appends a PassRecord per pass run to `records`."""
-        debug = log.isEnabledFor(logging.DEBUG)
-        timed = debug or records is not None
-        index = {p.name: i for i, p in enumerate(self.passes)}
+        timed = records is not None or log.isEnabledFor(logging.DEBUG)
+        passes, restart = self.passes, self._restart
         i, rounds = 0, 0
-        while i < len(self.passes):
-            step = self.passes[i]
+        while i < len(passes):
             start = time.perf_counter() if timed else 0.0
-            result = step.run(program)
+            result = passes[i].run(program)
             changed = result is not program
             if timed:
-                self._record(step.name, changed, time.perf_counter() - start, result, records)
+                self._record(passes[i].name, changed, time.perf_counter() - start, result,
+                             records)
             program = result
-            i += 1
-            if changed and step.repeat_from and rounds < self.max_rounds:
-                i, rounds = index[step.repeat_from], rounds + 1
+            if changed and restart[i] is not None and rounds < self.max_rounds:
+                i, rounds = restart[i], rounds + 1
+            else:
+                i += 1
         return program
 
     def _record(self, name, changed, seconds, program, records):
