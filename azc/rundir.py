@@ -79,6 +79,7 @@ class RunDir(Monitor):
 
     def progress(self, record: dict):
         if self._log is None:
+            _drop_partial_line(self.path / "progress.jsonl")
             self._log = open(self.path / "progress.jsonl", "a", encoding="utf-8")
         self._log.write(json.dumps(record) + "\n")
         self._log.flush()
@@ -99,6 +100,18 @@ class RunDir(Monitor):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _drop_partial_line(path: Path):
+    """Cut a killed run's unfinished last line, so a resumed run appends whole lines."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as file:
+        file.seek(-1, os.SEEK_END)
+        if file.read(1) == b"\n":
+            return
+        file.seek(0)
+        file.truncate(file.read().rfind(b"\n") + 1)
 
 
 def read_progress(path: str | Path) -> list[dict]:
