@@ -263,6 +263,37 @@ def export(
     out.print(f"wrote {escape(str(output))}{dead}", highlight=False)
 
 
+@app.command()
+@user_errors
+def plot(
+    run_dir: Path = typer.Argument(..., help="A run directory (azc evolve --out)."),
+    output: Path = typer.Option(None, "-o", "--output",
+                                help="Image to write, .png/.svg/.pdf (default: RUN/progress.png)."),
+):
+    """Plot best and mean fitness against individuals and against time."""
+    from azc.plot import plot_run
+
+    info = plot_run(run_dir, output)
+    out.print(f"wrote {escape(str(info.path))}: {info.reports} progress reports, "
+              f"{info.experiments} finished experiment(s)", highlight=False)
+
+
+@app.command()
+@user_errors
+def show(
+    run_dir: Path = typer.Argument(..., help="A run directory (azc evolve --out)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Summarize a run: status, seed, best program, its fitness, throughput, cache hits."""
+    from azc.report import summarize, summary_view
+
+    summary = summarize(run_dir)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        out.print(summary_view(summary), highlight=False)
+
+
 @contextlib.contextmanager
 def _debug_log(on: bool):
     """Show the library's debug log (pass dumps) on stderr while active, if `on`."""
