@@ -33,6 +33,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from functools import reduce
+from itertools import chain
+from operator import itemgetter, or_
 
 import numpy as np
 
@@ -89,6 +92,8 @@ def _effects(instruction: Instruction) -> tuple[int, int, bool]:
         random = low < high  # an empty interval returns its lower bound without drawing
     return written, read, random
 
+
+_OP, _WRITTEN, _DRAWS = itemgetter(0), itemgetter(0), itemgetter(2)
 
 # Effects of instructions seen recently: children share most instructions with their parents.
 # NOTE: equal instructions always have equal effects (0.0 == -0.0 compare alike in `low < high`,
@@ -167,7 +172,7 @@ def needed(program: Program) -> list[list[bool]]:
     draws random numbers that a live draw after it depends on."""
     effects = (effects_of(program.setup), effects_of(program.predict), effects_of(program.learn))
     keep = [_useful(e, live) for e, live in zip(effects, live_outs(effects), strict=True)]
-    if any(e[2] for component in effects for e in component):
+    if any(map(_DRAWS, chain.from_iterable(effects))):
         _keep_draws(effects, keep)
     return keep
 
@@ -197,8 +202,7 @@ def _never_written(program: Program) -> int:
     """Bits of free locations no instruction writes: they hold zero for the whole run."""
     written = _RESET | _OUTPUT  # the executor writes s0, v0 and (on accuracy tasks) s1
     for component in program.components():
-        for effect in effects_of(component):
-            written |= effect[0]
+        written = reduce(or_, map(_WRITTEN, effects_of(component)), written)
     return ~written
 
 
@@ -240,7 +244,7 @@ def fold_constants(program: Program) -> Program:
     never written anywhere (always zero), scalars that only Setup writes (their value at its
     end), and whatever a component set earlier in itself.
     """
-    if not any(_FOLD_ROLE[i.op] == _FOLDABLE for i in program.instructions()):
+    if _EXACT.isdisjoint(map(_OP, chain(program.setup, program.predict, program.learn))):
         return program
     zeros = _never_written(program)
     setup, after_setup = _fold_component(program.setup, {}, _ZERO, zeros)
@@ -264,6 +268,7 @@ def fold_constants(program: Program) -> Program:
 _SLOTS = tuple((_KIND_INDEX.get(op.out, -1),
                 *(_KIND_INDEX[k] for k in op.ins), *(-1,) * (2 - op.arity), op.commutative)
                for op in OPS)
+_COMMUTATIVE = frozenset(op.id for op in OPS if op.commutative)
 _RESERVED_KEYS = {3 * LABEL + 0: (0, 0), 3 * PREDICTION + 0: (0, 1), 3 * FEATURES + 1: (0, 2)}
 
 
@@ -284,7 +289,7 @@ def _address_keys(program: Program) -> dict:
 
 def order_operands(program: Program) -> Program:
     """Order the two operands of each commutative op by their address keys."""
-    if not any(_SLOTS[i.op][3] for i in program.instructions()):
+    if _COMMUTATIVE.isdisjoint(map(_OP, chain(program.setup, program.predict, program.learn))):
         return program
     keys = _address_keys(program)
     never = (2, 0)
