@@ -44,7 +44,6 @@ from azc.ops import OPS, M, S, V, op_named
 
 log = logging.getLogger("azc")
 
-KINDS = (S, V, M)
 _KIND_INDEX = {S: 0, V: 1, M: 2}
 _CONST_SET = op_named("SCALAR_CONST_SET").id
 
@@ -435,5 +434,10 @@ PIPELINE = PassManager((
 
 
 def optimize(program: Program) -> Program:
-    """The smallest equivalent program in canonical form (same fitness, bit for bit)."""
+    """The smallest equivalent program in canonical form (same fitness, bit for bit).
+
+    Idempotent. The result never needs more memory than the original (renaming packs
+    addresses), but may need less: evaluate it in the experiment's memory shape so that an
+    engine compiled per shape is not rebuilt.
+    """
     return PIPELINE.run(program)
