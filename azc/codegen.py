@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from azc import rng
 from azc.ops import LOWERING, OPS, S, V
 
-import os
-ATTRIBUTES = os.environ.get("AZC_ATTRS", "")
 LIBM = ("sin", "cos", "tan", "asin", "acos", "atan", "exp", "log")
 # Ops whose output may alias an input they read out of element order: computed in scratch.
 _PRODUCTS = {31, 37, 43}
@@ -26,7 +24,7 @@ _PRODUCTS = {31, 37, 43}
 
 def double(x: float) -> str:
     """An exact LLVM literal for a double."""
-    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", float(x)))[0]
+    return f"0x{struct.unpack('<Q', struct.pack('<d', float(x)))[0]:016X}"
 
 
 def i64(x: int) -> str:
@@ -128,7 +126,7 @@ class Emitter:
 
     def function(self, header: str) -> str:
         """The whole function text around the collected body."""
-        return "\n".join([header + ATTRIBUTES + " {", "entry:", *self.allocas, "  br label %start",
+        return "\n".join([header + " {", "entry:", *self.allocas, "  br label %start",
                           "start:", *self.lines, "}", ""])
 
 
@@ -208,8 +206,8 @@ def lower(e: Emitter, op_id: int, out: str, a: str, b: str, scratch: str):
     def element():
         if not summed:
             operands = [e.load(e.ty, e.lane(pointer, _element(e, indices, at)), name)
-                        for name, pointer, indices in zip("ab", (a, b), in_indices)]
-            result = _body(e, template, dict(zip("ab", operands)), 1)["r"]
+                        for name, pointer, indices in zip("ab", (a, b), in_indices, strict=False)]
+            result = _body(e, template, dict(zip("ab", operands, strict=False)), 1)["r"]
         else:
             sums = _sum(e, summed, term, at, a, b, in_indices)
             result = _body(e, finish, sums, e.F ** len(summed))["r"] if finish else sums["s"]
@@ -232,8 +230,8 @@ def _sum(e, summed, term, at, a, b, in_indices):
     def inner(indices):
         if not indices:
             operands = [e.load(e.ty, e.lane(pointer, _element(e, idx, at)), name)
-                        for name, pointer, idx in zip("ab", (a, b), in_indices)]
-            values = _body(e, term, dict(zip("ab", operands)), 1)
+                        for name, pointer, idx in zip("ab", (a, b), in_indices, strict=False)]
+            values = _body(e, term, dict(zip("ab", operands, strict=False)), 1)
             for t, accumulator in accumulators.items():
                 old = e.load(e.ty, accumulator)
                 e.store(e.ty, e.value(e.ty, f"fadd {e.ty} {old}, {values[t]}"), accumulator)

@@ -246,8 +246,8 @@ class NativeEvaluator:
         T, F = len(group.tasks), self.F
         tasks = [self.tasks[i] for i in group.tasks]
         steps = [t.epoch_orders.reshape(-1)[:group.train_steps] for t in tasks]
-        xt = np.stack([t.train_features[s] for t, s in zip(tasks, steps)], axis=-1)
-        yt = np.stack([t.train_labels[s] for t, s in zip(tasks, steps)], axis=-1)
+        xt = np.stack([t.train_features[s] for t, s in zip(tasks, steps, strict=True)], axis=-1)
+        yt = np.stack([t.train_labels[s] for t, s in zip(tasks, steps, strict=True)], axis=-1)
         xv = np.stack([t.valid_features[:group.valid_steps] for t in tasks], axis=-1)
         yv = np.stack([t.valid_labels[:group.valid_steps] for t in tasks], axis=-1)
         seeds = np.array([rng.stream_state(self.seed, i) for i in group.tasks], dtype=np.uint64)

@@ -22,8 +22,6 @@ import ctypes
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from azc.codegen import Emitter, declarations, lower, lower_set, per_lane_call
 from azc.ir import FEATURES, LABEL, PREDICTION, MemoryShape
 from azc.jit import compile_ir, host_triple_and_layout
@@ -184,7 +182,7 @@ class _Driver:
 
     def emit(self) -> str:
         e, c, group, shape = self.e, self.ctx, self.group, self.shape
-        T, F = self.T, self.F
+        T = self.T
         true = "splat (i1 true)"
         e(f"call void @llvm.memset.p0.i64(ptr align 8 {c['mem']}, i8 0, "
           f"i64 {shape.elements * T * 8}, i1 false)")
