@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from azc import rng
-from azc.engine_tier1 import CTX_SLOTS, Group, Kernel, Shape
+from azc.engine_tier1 import CTX_SLOTS, RECORD, Group, Kernel, Shape
 from azc.engine_tier2 import CompiledCache
 from azc.errors import AzcError, ConfigError
 from azc.fitness import Evaluation, combine_fitnesses
@@ -33,12 +33,40 @@ _KINDS = np.array([[_KIND[op.out]] + [_KIND[k] for k in op.ins] + [0] * (2 - len
                    for op in OPS], dtype=np.int64)
 _VINDEX = next(op.id for op in OPS if op.data == "vindex")
 _MINDEX = next(op.id for op in OPS if op.data == "mindex")
+_PARTIAL = np.array([op.data in ("vindex", "mindex") for op in OPS])
+_RANDOM = np.array([op.random for op in OPS], dtype=np.int64)
+
+
+def _liveness_facts(op, kinds, addresses, memory: MemoryShape) -> np.ndarray:
+    """Per instruction: (bits written, bits overwritten whole, bits read, must keep).
+
+    Every address of the memory is one bit; the native evaluator's dead-code pruning reads
+    these. Partial writes (const sets of one element) also read their output; random draws are
+    always kept, since removing one would shift every later draw of the stream.
+    """
+    facts = np.zeros((len(op), 4), dtype=np.int64)
+    total = memory.scalars + memory.vectors + memory.matrices
+    if total > 63:  # too many addresses for one mask: keep everything
+        facts[:, 3] = 1
+        return facts
+    first = np.array([0, 0, memory.scalars, memory.scalars + memory.vectors])
+    bits = np.where(kinds > 0, np.left_shift(1, first[kinds] + addresses), 0)
+    partial = _PARTIAL[op]
+    facts[:, 0] = bits[:, 0]
+    facts[:, 1] = np.where(partial, 0, bits[:, 0])
+    facts[:, 2] = bits[:, 1] | bits[:, 2] | np.where(partial, bits[:, 0], 0)
+    facts[:, 3] = _RANDOM[op]
+    return facts
 
 
 @dataclass
 class Packed:
-    """Programs as tier-1 records: (n, 8) int64 op/out/in1/in2/index0/index1/value0/value1
-    (values as float64 bits) and (programs, 4) int64 component starts and end."""
+    """Programs as tier-1 records and (programs, 4) int64 component starts and end.
+
+    A record is 12 int64: op, out, in1, in2 (as lane-vector element offsets), index0, index1
+    (const-set positions), value0, value1 (data as float64 bits), then the liveness facts
+    written, overwritten, read (address bit masks) and keep.
+    """
 
     records: np.ndarray
     offsets: np.ndarray
@@ -107,12 +135,13 @@ def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Pac
     value0 = np.where(op == _VINDEX, data[:, 1], np.where(op == _MINDEX, data[:, 2], data[:, 0]))
 
     keep = op != 0
-    records = np.empty((int(keep.sum()), 8), dtype=np.int64)
+    records = np.empty((int(keep.sum()), RECORD), dtype=np.int64)
     records[:, 0] = op[keep]
     records[:, 1:4] = elements[keep]
     records[:, 4:6] = positions[keep]
     records[:, 6] = value0[keep].view(np.int64)
     records[:, 7] = data[keep, 1].view(np.int64)
+    records[:, 8:] = _liveness_facts(op, kinds, addresses, memory)[keep]
 
     component_of = np.repeat(np.arange(lengths.size), lengths.reshape(-1))
     kept_lengths = np.bincount(component_of[keep], minlength=lengths.size)
@@ -291,10 +320,13 @@ class NativeEvaluator:
             else:
                 kernel.compiled_function(len(packed), packed.records.ctypes.data,
                                          table.ctypes.data, ctx.ctypes.data,
-                                         fitness.ctypes.data, record)
+                                         fitness.ctypes.data, record, None, None)
                 return fitness
+        longest = int((packed.offsets[:, 3] - packed.offsets[:, 0]).max())
+        work = np.empty(longest * RECORD + longest // 8 + 1, dtype=np.int64)
         kernel.function(len(packed), packed.records.ctypes.data, packed.offsets.ctypes.data,
-                        ctx.ctypes.data, fitness.ctypes.data, record)
+                        ctx.ctypes.data, fitness.ctypes.data, record, work.ctypes.data,
+                        work.ctypes.data + longest * RECORD * 8)
         return fitness
 
     def _use_jit(self, packed: Packed) -> bool:

@@ -28,6 +28,7 @@ from azc.jit import compile_ir, host_triple_and_layout
 from azc.ops import LOWERING
 from azc.tasks import ACCURACY
 
+RECORD = 12  # int64 fields per instruction record, see engine.Packed
 CTX_SLOTS = 10  # per group: x/y train, x/y valid, rng seeds, memory, snapshot, rng, rng snapshot,
 # scratch
 
@@ -72,7 +73,7 @@ def _interpreter(shape: Shape, g: int) -> str:
     e = Emitter(len(group.tasks), shape.F)
     with e.loop("%count", "n") as i:
         index = e.value("i64", f"add i64 %first, {i}")
-        record = e.gep("%recs", index, "[8 x i64]")
+        record = e.gep("%recs", index, f"[{RECORD} x i64]")
         fields = [e.load("i64", e.gep(record, str(k), "i64"), "f") for k in range(8)]
         op, out, in1, in2, index0, index1 = fields[:6]
         data = [e.value("double", f"bitcast i64 {f} to double") for f in fields[6:]]
@@ -338,32 +339,130 @@ def module_text(shape: Shape) -> str:
         parts.append(_interpreter(shape, g))
         parts.append(_Driver(shape, g).emit())
         parts.append(_Driver(shape, g, compiled=True).emit())
-    parts.append(_batch(shape, "evaluate", "group", 4))
+    parts.append(_pruner(shape))
+    parts.append(_batch(shape, "evaluate", "group", 4, prune=True))
     parts.append(_batch(shape, "evaluate_compiled", "cgroup", 3 * len(shape.groups)))
     return "\n".join(parts)
 
 
-def _batch(shape: Shape, name: str, driver: str, stride: int) -> str:
-    """@name(n, recs, offs, ctx, fitness, rec): every group's driver for each program.
+def _pruner(shape: Shape) -> str:
+    """@prune: copy a program's records minus dead code, by liveness over the training loop.
+
+        after Predict, s1 is read (the error check); the driver then overwrites s0 and v0
+        live after Learn   = live before Predict, minus s0 and v0
+        live after Predict = {s1} + (live before Learn or Predict, minus s0 and v0)
+        iterate to the fixed point; Setup's live-out is Predict's live-in minus s0 and v0
+        an instruction is dead unless it is kept (random draws) or writes something live
+    """
+    fields = lambda e, record: [e.load("i64", e.gep(record, str(k), "i64"), "f")  # noqa: E731
+                                for k in range(8, 12)]
+    back = Emitter(1, shape.F)
+    e = back
+    live = e.var("i64", "live")
+    e.store("i64", "%live", live)
+    count = e.value("i64", "sub i64 %last, %first")
+    with e.loop(count, "j") as j:
+        index = e.value("i64", f"sub i64 %last, {j}")
+        index = e.value("i64", f"sub i64 {index}, 1")
+        written, killed, read, keep = fields(e, e.gep("%recs", index, f"[{RECORD} x i64]"))
+        now = e.load("i64", live)
+        hit = e.value("i64", f"and i64 {written}, {now}")
+        useful = e.value("i1", f"icmp ne i64 {hit}, 0")
+        kept = e.value("i1", f"icmp ne i64 {keep}, 0")
+        useful = e.value("i1", f"or i1 {useful}, {kept}")
+        flag = e.gep("%flags", e.value("i64", f"sub i64 {index}, %base"), "i8")
+        e.store("i8", e.value("i8", f"zext i1 {useful} to i8"), flag)
+        survivors = e.value("i64", f"xor i64 {killed}, -1")
+        after = e.value("i64", f"and i64 {now}, {survivors}")
+        after = e.value("i64", f"or i64 {after}, {read}")
+        e.store("i64", e.value("i64", f"select i1 {useful}, i64 {after}, i64 {now}"), live)
+    e("ret i64 " + e.load("i64", live))
+    parts = [e.function("define internal i64 @back(ptr noalias %recs, i64 %first, i64 %last, "
+                        "i64 %live, ptr noalias %flags, i64 %base)")]
+
+    e = Emitter(1, shape.F)
+    starts = [e.load("i64", e.gep("%offs", str(k), "i64")) for k in range(4)]
+    s1 = 1 << PREDICTION
+    entry = ~((1 << LABEL) | (1 << (shape.memory.scalars + FEATURES)))
+    after_predict, after_learn = e.var("i64", "lp"), e.var("i64", "ll")
+    e.store("i64", str(s1), after_predict)
+    e.store("i64", "0", after_learn)
+
+    def run(c, live):
+        return e.value("i64", f"call i64 @back(ptr %recs, i64 {starts[c]}, i64 {starts[c + 1]}, "
+                              f"i64 {live}, ptr %flags, i64 {starts[0]})")
+
+    done = e.label("fixed")
+    with e.loop(2 * 64 + 2, "it"):
+        lp, ll = e.load("i64", after_predict), e.load("i64", after_learn)
+        into_learn, into_predict = run(2, ll), run(1, lp)
+        new_ll = e.value("i64", f"and i64 {into_predict}, {entry}")
+        either = e.value("i64", f"or i64 {into_learn}, {into_predict}")
+        new_lp = e.value("i64", f"and i64 {either}, {entry}")
+        new_lp = e.value("i64", f"or i64 {new_lp}, {s1}")
+        same = e.value("i1", f"icmp eq i64 {new_ll}, {ll}")
+        same2 = e.value("i1", f"icmp eq i64 {new_lp}, {lp}")
+        e.store("i64", new_ll, after_learn)
+        e.store("i64", new_lp, after_predict)
+        stable = e.value("i1", f"and i1 {same}, {same2}")
+        going = e.label("again")
+        e(f"br i1 {stable}, label %{done}, label %{going}")
+        e.block(going)
+    e(f"br label %{done}")
+    e.block(done)
+    run(2, e.load("i64", after_learn))
+    into_predict = run(1, e.load("i64", after_predict))
+    run(0, e.value("i64", f"and i64 {into_predict}, {entry}"))
+
+    kept = e.var("i64", "kept")
+    e.store("i64", "0", kept)
+    for c in range(3):
+        e.store("i64", e.load("i64", kept), e.gep("%outoffs", str(c), "i64"))
+        count = e.value("i64", f"sub i64 {starts[c + 1]}, {starts[c]}")
+        with e.loop(count, f"c{c}") as j:
+            index = e.value("i64", f"add i64 {starts[c]}, {j}")
+            relative = e.value("i64", f"sub i64 {index}, {starts[0]}")
+            flag = e.load("i8", e.gep("%flags", relative, "i8"))
+            with e.when(e.value("i1", f"icmp ne i8 {flag}, 0"), "copy"):
+                k = e.load("i64", kept)
+                source = e.gep("%recs", index, f"[{RECORD} x i64]")
+                target = e.gep("%out", k, f"[{RECORD} x i64]")
+                e(f"call void @llvm.memcpy.p0.p0.i64(ptr align 8 {target}, ptr align 8 "
+                  f"{source}, i64 {RECORD * 8}, i1 false)")
+                e.store("i64", e.value("i64", f"add i64 {k}, 1"), kept)
+    e.store("i64", e.load("i64", kept), e.gep("%outoffs", "3", "i64"))
+    e("ret void")
+    parts.append(e.function("define internal void @prune(ptr noalias %recs, ptr noalias %offs, "
+                            "ptr noalias %out, ptr noalias %outoffs, ptr noalias %flags)"))
+    return "\n".join(parts)
+
+
+def _batch(shape: Shape, name: str, driver: str, stride: int, prune: bool = False) -> str:
+    """@name(n, recs, offs, ctx, fitness, rec, work): every group's driver for each program.
 
     `offs` holds per program either component offsets (interpreter) or, for tier 2, one
-    function pointer per group and component.
+    function pointer per group and component. With `prune`, each program's live records are
+    first copied to `work` (records, then one flag byte per record of the longest program).
     """
     e = Emitter(1, shape.F)
+    recs = "%recs"
     with e.loop("%n", "prog") as p:
         offs = e.gep("%offs", e.value("i64", f"mul i64 {p}, {stride}"), "i64")
         fitness = e.gep("%fitness", e.value("i64", f"mul i64 {p}, {shape.num_tasks}"))
+        if prune:
+            recs, pruned = "%work", e.var("[4 x i64]", "pruned")
+            e(f"call void @prune(ptr %recs, ptr {offs}, ptr %work, ptr {pruned}, ptr %flags)")
+            offs = pruned
         for g in range(len(shape.groups)):
             ctx = e.gep("%ctx", str(g * CTX_SLOTS), "i64")
-            e(f"call void @{driver}{g}(ptr %recs, ptr {offs}, ptr {ctx}, ptr {fitness}, "
+            e(f"call void @{driver}{g}(ptr {recs}, ptr {offs}, ptr {ctx}, ptr {fitness}, "
               f"ptr %rec, i64 {p})")
     e("ret void")
     return e.function(f"define void @{name}(i64 %n, ptr %recs, ptr %offs, ptr %ctx, "
-                      "ptr %fitness, ptr %rec)")
+                      "ptr %fitness, ptr %rec, ptr %work, ptr %flags)")
 
 
-_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
-                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_int64, *[ctypes.c_void_p] * 7)
 
 
 class Kernel:

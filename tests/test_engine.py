@@ -171,3 +171,23 @@ def test_lane_blocks_of_any_width_agree():
     programs = [random_program(rand) for _ in range(15)]
     for lanes in (1, 3):
         assert_same(make_evaluator(tasks, MEMORY, lanes=lanes), reference, programs)
+
+
+def test_dead_code_pruning_keeps_draws_and_partial_writes():
+    tasks = make_tasks(TaskSpec("linear", 4, 20, 10, num_tasks=3))
+    programs = [
+        # the dead draw into s3 shifts the stream s2 is drawn from: it must stay
+        Program(setup=(Instruction(59, 3, data=(0.0, 1.0)), Instruction(62, 2, data=(0.0, 1.0))),
+                predict=(Instruction(1, 1, 2, 2),)),
+        # a partial write reads the rest of its vector: v1 must keep its earlier value
+        Program(setup=(Instruction(19, 1, 2), Instruction(56, 2, data=(0.5,))),
+                predict=(Instruction(57, 1, data=(0.3, 2.0)), Instruction(27, 1, 1, 0))),
+        # learn feeds predict through memory; an overwritten value is dead
+        Program(predict=(Instruction(27, 1, 1, 0), Instruction(1, 3, 3, 3)),
+                learn=(Instruction(2, 3, 0, 1), Instruction(18, 2, 3, 0),
+                       Instruction(56, 3, data=(0.25,)), Instruction(23, 1, 1, 2))),
+    ]
+    native = make_evaluator(tasks, MEMORY)
+    reference = ReferenceEvaluator(tasks, MEMORY)
+    for program in programs:
+        assert native.evaluate(program) == reference.evaluate(program)
