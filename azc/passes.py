@@ -24,6 +24,9 @@ stream, and removed otherwise. "Same distribution" would merge more programs, bu
 fitness of a cached canonical form differ from the program's own, and would break the engines'
 oracle tests, which compare optimized against original runs exactly.
 
+TODO: put independent instructions in a canonical order (a fixed topological order), so that
+programs differing only in the order of independent instructions share a canonical form too.
+
 NOTE: the optimized program is smaller, so its compute cost is lower: the train budget
 (reference §13) must be decided on the program as evolved, and caches keyed by the structural
 hash must include the budgeted number of train examples (see azc/fec.py).

@@ -5,6 +5,7 @@ import random
 import subprocess
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,11 +106,24 @@ def random_program(rng: random.Random, sizes=(10, 2, 8)) -> Program:
     return Program(*(tuple(instruction() for _ in range(n)) for n in sizes))
 
 
-def test_no_collisions_among_distinct_canonical_forms():
-    rng = random.Random(7)
+def distinct_forms(count: int, seed: int) -> dict[bytes, int]:
+    """Canonical encodings of `count` random programs, each with its hash."""
+    rng = random.Random(seed)
     hashes = {}
-    for _ in range(30000):
+    for _ in range(count):
         canonical = optimize(random_program(rng, (rng.randrange(5), 6, rng.randrange(5))))
         hashes.setdefault(encode(canonical), digest(canonical))
+    return hashes
+
+
+def test_no_collisions_among_distinct_canonical_forms():
+    hashes = distinct_forms(30000, 7)
     assert len(hashes) > 10000
+    assert len(set(hashes.values())) == len(hashes)
+
+
+@pytest.mark.slow
+def test_no_collisions_among_many_distinct_canonical_forms():
+    hashes = distinct_forms(400000, 8)
+    assert len(hashes) > 80000
     assert len(set(hashes.values())) == len(hashes)
