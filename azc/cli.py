@@ -52,7 +52,8 @@ def user_errors(command):
 @app.command()
 @user_errors
 def run(
-    program: Path = typer.Argument(..., help="The algorithm, an .az file."),
+    programs: list[Path] = typer.Argument(..., help="The algorithm(s), .az files: several are "
+                                                    "compared side by side."),
     kind: str = typer.Option(None, help="Task kind: linear, nn, digits, csv, npz, cifar10, ..."),
     features: int = typer.Option(None, help="Feature size F (default 4; 16 for images)."),
     train: float = typer.Option(None, help="Examples per epoch (default 1000, or a fraction)."),
@@ -66,13 +67,16 @@ def run(
     label_column: str = typer.Option(None, help="CSV/NPZ label column: name or index."),
     eval_type: str = typer.Option(None, "--eval", help="rms or accuracy."),
     tasks_file: Path = typer.Option(None, help="Task collection from a TOML file instead."),
+    experiment: Path = typer.Option(None, help="An experiment file's final tasks and memory "
+                                               "instead."),
     seed: int = typer.Option(0, help="Seed of the programs' random ops."),
-    max_abs_error: float = typer.Option(100.0, help="Error that stops training early."),
+    max_abs_error: float = typer.Option(None, help="Error that stops training early "
+                                                   "(default 100)."),
     memory: str = typer.Option(None, help="Memory as scalars/vectors/matrices, e.g. 4/3/1."),
     engine: str = typer.Option("auto", help="auto, interp, jit or reference."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
-    """Evaluate an algorithm on a task collection and report its fitness."""
+    """Evaluate algorithms on a task collection and report their fitness."""
     from azc import runner
 
     flags = {"kind": kind, "features": features, "train": _count(train), "valid": _count(valid),
@@ -80,14 +84,26 @@ def run(
              "data_seeds": data_seed or None, "path": None if data is None else str(data),
              "classes": runner.parse_classes(classes), "eval": eval_type,
              "label_column": runner.parse_column(label_column)}
-    specs = runner.task_specs(tasks_file, flags)
     shape = runner.parse_memory(memory) if memory else None
-    result = runner.run(program, specs, memory=shape, seed=seed, max_abs_error=max_abs_error,
-                        engine=engine)
-    if as_json:
-        typer.echo(json.dumps(result.to_json()))
+    if experiment is not None:
+        specs, own_shape, own_error = runner.experiment_tasks(experiment, tasks_file, flags)
+        shape = shape or own_shape
+        max_abs_error = own_error if max_abs_error is None else max_abs_error
     else:
-        _print_run(program, result)
+        specs = runner.task_specs(tasks_file, flags)
+    results = runner.run_many(programs, specs, memory=shape, seed=seed,
+                              max_abs_error=100.0 if max_abs_error is None else max_abs_error,
+                              engine=engine)
+    if as_json and len(results) == 1:
+        typer.echo(json.dumps(results[0].to_json()))
+    elif as_json:
+        typer.echo(json.dumps({"programs": [{"program": str(path), **result.to_json()}
+                                            for path, result in zip(programs, results,
+                                                                    strict=True)]}))
+    elif len(results) == 1:
+        _print_run(programs[0], results[0])
+    else:
+        _print_runs(programs, results)
 
 
 def _count(value: float | None):
@@ -109,6 +125,28 @@ def _print_run(program: Path, result):
               highlight=False)
     out.print(f"memory {result.memory}, engine {result.engine}, {result.seconds:.3f} s "
               f"(+ {result.task_seconds:.3f} s making tasks)", highlight=False)
+
+
+def _print_runs(programs: list[Path], results: list):
+    """Several programs on one collection: a fitness column per program, a row per task."""
+    tasks = results[0].tasks
+    table = Table(title=f"{len(programs)} programs on {len(tasks)} tasks", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("task")
+    for path in programs:
+        table.add_column(escape(path.name), justify="right")
+    columns = [result.evaluation.task_fitness for result in results]
+    for index, task in enumerate(tasks):
+        table.add_row(str(index), escape(task.name),
+                      *(f"{column[index]:.6f}" for column in columns))
+    table.add_section()
+    table.add_row("", "[bold]mean[/]",
+                  *(f"[bold]{result.evaluation.fitness:.6f}[/]" for result in results))
+    out.print(table)
+    memories = sorted({str(result.memory) for result in results})
+    out.print(f"memory {', '.join(memories)}, engine {results[0].engine}, "
+              f"{sum(r.seconds for r in results):.3f} s (+ {results[0].task_seconds:.3f} s "
+              "making tasks)", highlight=False)
 
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "demo.toml"

@@ -1,10 +1,11 @@
-"""`azc run`: evaluate one algorithm on a task collection and report its fitness.
+"""`azc run`: evaluate algorithms on a task collection and report their fitness.
 
     program = parse_file(ALGO.az, memory)        # addresses must fit the memory
     tasks   = make_collection(specs)             # from flags or a task file
     fitness = evaluator(engine, tasks).evaluate(program)
 
-The evaluator comes from make_evaluator, the one place that maps an engine name to an engine,
+Several programs share one collection, made once, and an evaluator per memory shape. The
+evaluator comes from make_evaluator, the one place that maps an engine name to an engine,
 so native engines plug in without touching the command.
 """
 
@@ -137,20 +138,53 @@ def _kind_of(path: Path) -> str:
 def run(program_path: str | Path, specs: list[TaskSpec], *, memory: MemoryShape | None = None,
         seed: int = 0, max_abs_error: float = 100.0, engine: str = "auto") -> RunResult:
     """Parse the program, make the tasks, evaluate; every user mistake is an AzcError."""
+    return run_many([program_path], specs, memory=memory, seed=seed,
+                    max_abs_error=max_abs_error, engine=engine)[0]
+
+
+def run_many(program_paths: list[str | Path], specs: list[TaskSpec], *,
+             memory: MemoryShape | None = None, seed: int = 0, max_abs_error: float = 100.0,
+             engine: str = "auto") -> list[RunResult]:
+    """`run` for several programs on one task collection, made once: one result per program."""
     if not max_abs_error > 0:
         raise ConfigError(f"--max-abs-error: must be positive, got {max_abs_error}")
-    program = parse_file(program_path, memory)
-    memory = memory or program.memory_shape()
+    programs = [parse_file(path, memory) for path in program_paths]
 
     # Tasks are made (and data files read) before the engine compiles anything.
     start = time.perf_counter()
     tasks = make_collection(specs)
     task_seconds = time.perf_counter() - start
 
-    evaluator = make_evaluator(engine, tasks, memory, seed=seed, max_abs_error=max_abs_error)
-    start = time.perf_counter()
-    evaluation = evaluator.evaluate(program)
-    seconds = time.perf_counter() - start
-    name = "reference" if isinstance(evaluator, ReferenceEvaluator) else engine
-    log.info("%s: fitness %.6f in %.3f s", program_path, evaluation.fitness, seconds)
-    return RunResult(program, memory, tasks, evaluation, name, seconds, task_seconds)
+    results, evaluators = [], {}
+    for path, program in zip(program_paths, programs, strict=True):
+        shape = memory or program.memory_shape()
+        if shape not in evaluators:  # programs of one memory shape share an evaluator
+            evaluators[shape] = make_evaluator(engine, tasks, shape, seed=seed,
+                                               max_abs_error=max_abs_error)
+        evaluator = evaluators[shape]
+        start = time.perf_counter()
+        evaluation = evaluator.evaluate(program)
+        seconds = time.perf_counter() - start
+        name = "reference" if isinstance(evaluator, ReferenceEvaluator) else engine
+        log.info("%s: fitness %.6f in %.3f s", path, evaluation.fitness, seconds)
+        results.append(RunResult(program, shape, tasks, evaluation, name, seconds, task_seconds))
+    return results
+
+
+def experiment_tasks(path: str | Path, tasks_file: str | Path | None = None,
+                     flags: dict | None = None) -> tuple[list[TaskSpec], MemoryShape, float]:
+    """An experiment file's final tasks, memory and max_abs_error: what its search reports on.
+
+    The experiment replaces a task file and task flags, which may not be given with it.
+    """
+    from azc.experiment import load_experiment
+
+    given = [name for name, value in (flags or {}).items() if value is not None]
+    if tasks_file is not None or given:
+        other = "--tasks-file" if tasks_file is not None else \
+            "--" + FLAG_NAMES.get(given[0], given[0].replace("_", "-"))
+        raise ConfigError(f"--experiment and {other} exclude each other: the experiment's "
+                          "final tasks are the collection")
+    experiment = load_experiment(path)
+    return (experiment.final_tasks, experiment.memory,
+            experiment.table.evolution.max_abs_error)

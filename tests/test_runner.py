@@ -176,3 +176,33 @@ def test_engine_factory():
     assert parse_memory("5/9/2") == MemoryShape(5, 9, 2)
     with pytest.raises(ConfigError, match="reserved"):
         parse_memory("1/1/0")
+
+
+def test_several_programs_side_by_side(program, tmp_path):
+    other = tmp_path / "other.az"
+    other.write_text(LINEAR.replace("s2 = 0.01", "s2 = 0.0"))  # never learns
+    result = azc(program, other, "--tasks", 3, "--engine", "reference")
+    assert result.exit_code == 0, result.output
+    assert "2 programs on 3 tasks" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "linear.az" in line)
+    assert "other.az" in header
+
+    both = run_json(program, other, "--tasks", 3)["programs"]
+    assert [Path(p["program"]).name for p in both] == ["linear.az", "other.az"]
+    alone = run_json(other, "--tasks", 3)
+    assert both[1]["task_fitness"] == alone["task_fitness"]
+    assert both[0]["fitness"] > both[1]["fitness"]
+
+
+def test_experiment_final_tasks(program, tmp_path):
+    from tests.test_experiment import TINY
+
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY + '\n[[final_tasks]]\nkind = "linear"\nnum_tasks = 4\n'
+                          'train = 50\ndata_seeds = [77]\n')
+    report = run_json(program, "--experiment", experiment)
+    assert len(report["tasks"]) == 4 and report["memory"] == "4/3/1"
+    assert "--experiment and --tasks-file exclude" in errors_of(
+        program, "--experiment", experiment, "--tasks-file", experiment)
+    assert "--experiment and --tasks exclude" in errors_of(
+        program, "--experiment", experiment, "--tasks", 3)
