@@ -16,6 +16,8 @@ from azc.ops import OPS
 from azc.parse import parse
 from azc.passes import (
     PIPELINE,
+    Pass,
+    PassManager,
     eliminate_dead_code,
     fold_constants,
     optimize,
@@ -336,7 +338,7 @@ def test_renaming_follows_first_use_and_merges_addresses_that_only_hold_zero():
 
 def test_pipeline_records_each_pass_and_dumps_after_a_named_one(caplog):
     records = []
-    dumping = PIPELINE.__class__(PIPELINE.passes, dump_after=frozenset({"rename_addresses"}))
+    dumping = PassManager(PIPELINE.passes, dump_after=frozenset({"rename_addresses"}))
     with caplog.at_level(logging.DEBUG, logger="azc"):
         result = dumping.run(neural_net_program(), records)
     assert [r.name for r in records] == [p.name for p in PIPELINE.passes]
@@ -447,3 +449,31 @@ def test_the_native_engine_scores_optimized_programs_like_the_originals():
     actual = evaluator.fitness_batch([optimize(p) for p in originals])
     assert (expected > 0).sum() > 1000
     np.testing.assert_array_equal(actual, expected)
+
+
+def test_pass_manager_reruns_from_the_named_pass_after_a_change():
+    calls = []
+
+    def shrink(p):
+        calls.append("shrink")
+        return p.replace(setup=p.setup[1:]) if p.setup else p
+
+    def note(p):
+        calls.append("note")
+        return p
+
+    manager = PassManager((Pass("note", note), Pass("shrink", shrink, repeat_from="note")),
+                          max_rounds=10)
+    records = []
+    result = manager.run(Program(setup=(NOP, NOP)), records)
+    assert result.setup == ()
+    assert calls == ["note", "shrink"] * 3
+    assert [r.changed for r in records] == [False, True, False, True, False, False]
+
+    capped = PassManager(manager.passes, max_rounds=1)
+    assert len(capped.run(Program(setup=(NOP,) * 5)).setup) == 3
+
+
+def test_dumps_can_be_asked_for_through_the_environment(monkeypatch):
+    monkeypatch.setenv("AZC_DUMP_AFTER", "order_operands,rename_addresses")
+    assert PassManager(PIPELINE.passes).dump_after == {"order_operands", "rename_addresses"}
