@@ -196,6 +196,29 @@ def live_after(program: Program) -> tuple[list[int], ...]:
     return tuple(masks)
 
 
+def live_code(program: Program) -> tuple[tuple, ...]:
+    """A cache key: the program's live instructions, per component (reversed order).
+
+    Programs with equal live code compute the same predictions, so they score alike. An
+    instruction that draws random numbers stays even when dead: it moves the random stream.
+    NOTE: keys compare data with ==, so constants 0.0 and -0.0 look alike here.
+    """
+    effects = tuple([_effects(i) for i in component] for component in program.components())
+    key = []
+    for component, facts, live in zip(program.components(), effects, live_outs(effects),
+                                      strict=True):
+        kept = []
+        for i in range(len(component) - 1, -1, -1):
+            written, read, draws = facts[i]
+            if written & live:
+                live = live & ~written | read
+                kept.append(component[i])
+            elif draws:
+                kept.append(component[i])
+        key.append(tuple(kept))
+    return tuple(key)
+
+
 def _dead(instruction, live: int) -> bool:
     written, _, draws = _effects(instruction)
     return not draws and not written & live
@@ -216,7 +239,7 @@ class RegularizedEvolution:
 
     def __init__(self, scorer: Scorer, mutator: Mutator, generator: Generator,
                  population_size: int, tournament_size: int, rng: random.Random,
-                 batch_size: int = 256):
+                 batch_size: int = 256, deferred: bool = False):
         self.scorer = scorer
         self.mutator = mutator
         self.generator = generator
@@ -224,6 +247,7 @@ class RegularizedEvolution:
         self.tournament_size = tournament_size
         self.rng = rng
         self.batch_size = batch_size
+        self.deferred = deferred
         self.population: list[Program] = []
         self.fitness: list[float | None] = []
         self.liveness: list = []  # per slot: live_after(program), or None until needed
@@ -249,7 +273,9 @@ class RegularizedEvolution:
         mutator, scorer = self.mutator, self.scorer
         mutate, lookup, known = mutator.mutate, scorer.lookup, scorer.known
         budget, num_train = scorer.budget, scorer.num_train
+        deferred, batch_size = self.deferred, self.batch_size
         queued: list[tuple[int, int]] = []  # (slot, ticket) of children awaiting evaluation
+        held: list[tuple] = []  # deferred mode: (slot, child, score, ticket, live) to place
 
         for slot in range(size):
             drawn = [int(rand() * size) for _ in draws]
@@ -283,14 +309,21 @@ class RegularizedEvolution:
                     live = None
             if score is None:
                 score, ticket = lookup(child)
+
+            if deferred:
+                held.append((slot, child, score, ticket, live))
+                if len(held) >= batch_size:
+                    self._place(held)
+                continue
             population[slot] = child
             fitness[slot] = score
             liveness[slot] = live
             if ticket is not None:
                 queued.append((slot, ticket))
-                if len(queued) >= self.batch_size:
+                if len(queued) >= batch_size:
                     self._settle(queued)
         self._settle(queued)
+        self._place(held)
         self.generations += 1
 
     def _settle(self, queued: list[tuple[int, int]]):
@@ -298,6 +331,15 @@ class RegularizedEvolution:
         for slot, ticket in queued:
             self.fitness[slot] = results[ticket]
         queued.clear()
+
+    def _place(self, held: list[tuple]):
+        """Deferred mode: evaluate a chunk's children together, then put them in their slots."""
+        results = self.scorer.flush()
+        for slot, child, score, ticket, live in held:
+            self.population[slot] = child
+            self.fitness[slot] = results[ticket] if ticket is not None else score
+            self.liveness[slot] = live
+        held.clear()
 
     def run(self, max_train_steps: int, max_seconds: float = math.inf, should_stop=None):
         """Generations until the train steps or time run out, or `should_stop()` says so.

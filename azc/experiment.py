@@ -4,7 +4,8 @@ An experiment mirrors the original's SearchExperimentSpec plus the run_search_ex
 (reference §14, §15). Tables:
 
     [evolution]       population_size, tournament_size, initial_population, mutations,
-                      mutate_prob, max_train_steps, max_abs_error, combine
+                      mutate_prob, max_train_steps, max_abs_error, combine, batch_size,
+                      deferred
     [memory]          scalars, vectors, matrices
     [setup] [predict] [learn]   ops (op names), size (initial), min_size, max_size (0 = none)
     [fec]             train, valid, cache_size           (omit the table: no FEC)
@@ -64,6 +65,8 @@ class Evolution:
     max_abs_error: float = setting(100.0, at_least(0.0))
     combine: Literal[COMBINE_MODES] = setting("mean")
     batch_size: int = setting(256, at_least(1), "children evaluated per native call at most")
+    deferred: bool = setting(False, help="place each batch's children together: larger "
+                                         "batches, children compete up to batch_size slots late")
 
 
 @dataclass(frozen=True)

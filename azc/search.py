@@ -201,7 +201,8 @@ class Search:
         evolution = RegularizedEvolution(scorer, self.mutator, self.generator,
                                          table.evolution.population_size,
                                          table.evolution.tournament_size, self.rng,
-                                         table.evolution.batch_size)
+                                         table.evolution.batch_size,
+                                         table.evolution.deferred)
         self.current = ExperimentState(index, task_seed, eval_seed, evolution, scorer, select)
         log.info("experiment %d: task seed %d", index, task_seed)
         if state is None:
