@@ -75,21 +75,50 @@ class Packed:
         return len(self.offsets)
 
 
-def program_arrays(programs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated ir.to_arrays of every component: codes (n, 4), data (n, 3), lengths (P, 3).
+class _InstructionRows:
+    """Each distinct instruction's codes and data row, made once: children share most of their
+    instructions with their parents, and a dict lookup is cheaper than converting them again."""
 
-    NOTE: one flat list per array, as per-instruction NumPy writes would cost more than the
-    native evaluation itself.
-    """
+    LIMIT = 1 << 20  # distinct instructions kept before starting afresh
+
+    def __init__(self):
+        self.index: dict = {}
+        self.codes = np.zeros((1024, 4), dtype=np.int64)
+        self.data = np.zeros((1024, 3))
+
+    def rows(self, instructions) -> np.ndarray:
+        if len(self.index) + len(instructions) > self.LIMIT:
+            self.__init__()
+        get = self.index.get
+        rows = [get(i) for i in instructions]
+        if None in rows:
+            for k, instruction in enumerate(instructions):
+                if rows[k] is None:
+                    rows[k] = self._add(instruction)
+        return np.array(rows, dtype=np.int64)
+
+    def _add(self, instruction) -> int:
+        row = self.index.get(instruction)
+        if row is None:
+            row = self.index[instruction] = len(self.index)
+            if row == len(self.codes):
+                self.codes = np.concatenate([self.codes, np.zeros_like(self.codes)])
+                self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+            self.codes[row] = instruction[:4]
+            self.data[row, :len(instruction.data)] = instruction.data
+        return row
+
+
+_ROWS = _InstructionRows()
+
+
+def program_arrays(programs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated ir.to_arrays of every component: codes (n, 4), data (n, 3), lengths (P, 3)."""
     instructions = [i for p in programs for c in (p.setup, p.predict, p.learn) for i in c]
-    codes = np.array([i[:4] for i in instructions], dtype=np.int64).reshape(-1, 4)
-    data = np.zeros((len(instructions), 3))
-    for k, instruction in enumerate(instructions):
-        if instruction.data:
-            data[k, :len(instruction.data)] = instruction.data
+    rows = _ROWS.rows(instructions)
     lengths = np.array([(len(p.setup), len(p.predict), len(p.learn)) for p in programs],
                        dtype=np.int64).reshape(-1, 3)
-    return codes, data, lengths
+    return _ROWS.codes[rows], _ROWS.data[rows], lengths
 
 
 def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Packed:

@@ -28,7 +28,7 @@ CACHE_SIZE = 512
 
 def _component(e: Emitter, records: np.ndarray):
     """Straight-line code for one component's records (see engine.pack)."""
-    for op, out, in1, in2, index0, index1, value0, value1 in records.tolist():
+    for op, out, in1, in2, index0, index1, value0, value1 in records[:, :8].tolist():
         pointers = [e.lane("%mem", x) for x in (out, in1, in2)]
         if op in LOWERING:
             lower(e, op, *pointers, "%scratch")
