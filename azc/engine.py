@@ -280,6 +280,8 @@ class NativeEvaluator:
     def _binding(self, memory: MemoryShape):
         """The kernel for a memory shape and its data arrays (kept alive here)."""
         key = (memory, self.ops)
+        if memory.scalars < 2 or memory.vectors < 1:
+            raise ConfigError(f"memory {memory} lacks the reserved s0, s1 and v0")
         if key not in self._bound:
             groups = split_groups(self.groups, memory, self.F, self.lanes)
             shape = Shape(self.F, memory, self.ops, groups, len(self.tasks), self.max_abs_error)

@@ -193,3 +193,14 @@ def test_dead_code_pruning_keeps_draws_and_partial_writes():
     reference = ReferenceEvaluator(tasks, MEMORY)
     for program in programs:
         assert native.evaluate(program) == reference.evaluate(program)
+
+
+def test_median_combination_and_memory_without_reserved_addresses():
+    rand, data = random.Random(8), np.random.RandomState(8)
+    tasks = [random_task(data, 4, RMS, scale=s) for s in (0.1, 1.0, 3.0, 0.5)]
+    programs = [random_program(rand) for _ in range(10)] + [LINEAR]
+    native = make_evaluator(tasks, MEMORY, combine="median")
+    reference = ReferenceEvaluator(tasks, MEMORY, combine="median")
+    assert list(native.fitness_batch(programs)) == list(reference.fitness_batch(programs))
+    with pytest.raises(AzcError, match="reserved"):
+        make_evaluator(tasks, MemoryShape(1, 1, 0)).evaluate(Program())
