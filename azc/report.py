@@ -181,16 +181,17 @@ def summarize(path: str | Path, now: float | None = None) -> dict:
         for key in ("search_fitness", "select_fitness", "final_fitness", "solved",
                     "experiments", "individuals", "seconds", "individuals_per_second"):
             summary[key] = result.get(key)
-        return summary
-
-    # Still running, or killed: the best of the finished experiments is in the checkpoint,
-    # the current experiment's progress in the last report.
-    outcome = (checkpoint or {}).get("outcome") or {}
-    if outcome.get("select_fitness") is not None:
-        summary["search_fitness"] = outcome.get("search_fitness")
-        summary["select_fitness"] = outcome.get("select_fitness")
-    summary["experiments"] = outcome.get("experiments", len(log.experiments_done))
-    if last:
+        if result.get("select_fitness") is None:  # no experiment ended: nothing was selected
+            summary["search_fitness"] = None
+    else:
+        # Still running, or killed: the best of the finished experiments is in the checkpoint.
+        outcome = (checkpoint or {}).get("outcome") or {}
+        if outcome.get("select_fitness") is not None:
+            summary["search_fitness"] = outcome.get("search_fitness")
+            summary["select_fitness"] = outcome.get("select_fitness")
+        summary["experiments"] = outcome.get("experiments", len(log.experiments_done))
+    # The current experiment's progress, unless the run ended normally.
+    if last and (result is None or result.get("interrupted")):
         summary["current"] = {"experiment": last["experiment"], "best": last["best"],
                               "mean": last["mean"], "island": last.get("island")}
     return summary

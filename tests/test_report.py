@@ -59,9 +59,12 @@ def test_the_rich_view_names_status_fitness_and_program(finished):
 
 
 def test_interrupted_by_the_time_limit(tmp_path):
-    make_run(tmp_path / "run", max_seconds=0.3)
+    make_run(tmp_path / "run", max_seconds=0.01)
     summary = summarize(tmp_path / "run")
     assert summary["status"] == "interrupted" and "--resume" in summary["status_detail"]
+    # Stopped inside the first experiment: nothing selected yet, but a best so far and where.
+    assert summary["experiments"] == 0 and summary["search_fitness"] is None
+    assert summary["best_program"] and summary["current"]["experiment"] == 0
 
 
 def test_without_a_result_running_or_killed(run):
