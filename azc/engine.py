@@ -204,13 +204,13 @@ class Fingerprints:
 _KERNELS: dict[Shape, Kernel] = {}
 _COMPILED = CompiledCache()
 L1_BYTES = 24 * 1024  # lockstep memory per block: within a typical 32-48 KB L1 data cache
-# Engine "auto" compiles a program when the tier-1 time it saves exceeds the compile time.
-# NOTE: measured (bench/throughput.py, both workloads) tier 2 is no faster than tier 1: with
-# tasks as lanes, the interpreter's dispatch is amortized over 4-10 lanes and both tiers run
-# the same op code. So JIT_SPEEDUP is 1 and "auto" stays on tier 1 until tier 2 gains fusion.
-JIT_SPEEDUP = 1.0
-SECONDS_PER_LANE_STEP = 1e-9  # tier-1 seconds per instruction, lane and feature (about)
-COMPILE_SECONDS = 0.05  # tier-2 compile time of one program (light passes, batched)
+# Engine "auto" compiles a program when the tier-1 time it saves exceeds its compile time.
+# NOTE: measured with bench/throughput.py (live instructions only): tier 2 runs paper-scale
+# programs ~1.4x faster than tier 1 after ~120 ms of compiling, and demo programs slower (its
+# driver calls each component through a pointer), so "auto" compiles only for big evaluations.
+JIT_SPEEDUP = 1.4
+SECONDS_PER_LANE_STEP = 5e-10  # tier-1 seconds per live instruction, lane and feature
+COMPILE_SECONDS = 0.12  # tier-2 compile time of one paper-scale program
 
 
 def kernel_for(shape: Shape) -> Kernel:
@@ -341,9 +341,9 @@ class NativeEvaluator:
         if not len(packed):
             return fitness
         record = None if record is None else record.ctypes.data
-        if self._use_jit(packed):
+        if self._use_jit(kernel, packed):
             try:
-                table = _COMPILED.pointers(kernel.shape, packed)
+                table = _COMPILED.pointers(kernel, packed)
             except Exception as error:  # noqa: BLE001 - LLVM failures become a fallback
                 keys = ", ".join(_COMPILED.failed_keys[:5])
                 log.warning("tier-2 compilation failed for program(s) %s of a batch of %d "
@@ -360,14 +360,17 @@ class NativeEvaluator:
                         work.ctypes.data + longest * RECORD * 8)
         return fitness
 
-    def _use_jit(self, packed: Packed) -> bool:
-        """Whether to compile each program (engine "jit"; "auto" never does, see JIT_SPEEDUP)."""
+    def _use_jit(self, kernel, packed: Packed) -> bool:
+        """Whether to compile each program: engine "jit", or "auto" when it repays the compile.
+
+        Work is estimated from the live instructions of a few programs of the batch.
+        """
         if self.engine != "auto":
             return self.engine == "jit"
-        lengths = np.diff(packed.offsets, axis=1).mean(axis=0)  # setup, predict, learn
+        sample = [kernel.prune(packed.records[o[0]:o[3]], o)[1] for o in packed.offsets[:4]]
+        lengths = np.diff(np.array(sample), axis=1).mean(axis=0)  # setup, predict, learn
         steps = sum((g.train_steps * (lengths[1] + lengths[2]) + g.valid_steps * lengths[1])
                     * len(g.tasks) for g in self.groups)
-        # Expected seconds saved against expected compile seconds, from bench/throughput.py.
         saved = steps * SECONDS_PER_LANE_STEP * self.F * (1 - 1 / JIT_SPEEDUP)
         return saved > COMPILE_SECONDS
 

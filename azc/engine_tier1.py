@@ -22,6 +22,8 @@ import ctypes
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from azc.codegen import Emitter, declarations, lower, lower_set, per_lane_call
 from azc.ir import FEATURES, LABEL, PREDICTION, MemoryShape
 from azc.jit import compile_ir, host_triple_and_layout
@@ -434,6 +436,9 @@ def _pruner(shape: Shape) -> str:
     e("ret void")
     parts.append(e.function("define internal void @prune(ptr noalias %recs, ptr noalias %offs, "
                             "ptr noalias %out, ptr noalias %outoffs, ptr noalias %flags)"))
+    parts.append("define void @prune_program(ptr %recs, ptr %offs, ptr %out, ptr %outoffs, "
+                 "ptr %flags) {\n  call void @prune(ptr %recs, ptr %offs, ptr %out, "
+                 "ptr %outoffs, ptr %flags)\n  ret void\n}\n")
     return "\n".join(parts)
 
 
@@ -471,7 +476,20 @@ class Kernel:
     def __init__(self, shape: Shape, speed: int = 2):
         self.shape = shape
         self.text = module_text(shape)
-        self.library = compile_ir(self.text, ["evaluate", "evaluate_compiled"], speed=speed)
+        exports = ["evaluate", "evaluate_compiled", "prune_program"]
+        self.library = compile_ir(self.text, exports, speed=speed)
         self.function = _SIGNATURE(self.library["evaluate"])
         self.compiled_function = _SIGNATURE(self.library["evaluate_compiled"])
+        self._prune = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 5)(self.library["prune_program"])
+
+    def prune(self, records: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One program's live records and their component offsets (see @prune)."""
+        records = np.ascontiguousarray(records, dtype=np.int64)
+        offsets = np.ascontiguousarray(offsets - offsets[0], dtype=np.int64)
+        out = np.empty_like(records)
+        out_offsets = np.zeros(4, dtype=np.int64)
+        flags = np.empty(len(records) + 1, dtype=np.int8)
+        self._prune(records.ctypes.data, offsets.ctypes.data, out.ctypes.data,
+                    out_offsets.ctypes.data, flags.ctypes.data)
+        return out[:out_offsets[3]], out_offsets
 

@@ -71,27 +71,32 @@ def program_key(records: np.ndarray, shape: Shape) -> str:
 class CompiledCache:
     """Per-program native code, least recently used first out."""
 
-    def __init__(self, size: int = CACHE_SIZE, speed: int | str = "light", codegen: int = 2):
+    def __init__(self, size: int = CACHE_SIZE, speed: int | str = 1, codegen: int = 2):
         self.size, self.speed, self.codegen = size, speed, codegen
         self.entries: OrderedDict[str, tuple] = OrderedDict()  # key -> (library, pointers)
         self.compile_seconds: list[float] = []
         self.failed_keys: list[str] = []  # the programs of a compilation that raised
 
-    def pointers(self, shape: Shape, packed, batch: int = 64) -> np.ndarray:
+    def pointers(self, kernel, packed, batch: int = 64) -> np.ndarray:
         """(programs, groups * 3) function addresses for the packed programs, compiling misses.
 
-        Misses are compiled `batch` programs per module: one LLVM module per program costs
-        more in fixed overhead than the code generation itself.
+        Programs are compiled without their dead code (the kernel's pruner), so programs that
+        differ only in dead code share their code. Misses are compiled `batch` programs per
+        module: one LLVM module per program costs more in fixed overhead than the code
+        generation itself.
         """
-        keys, missing = [], []
+        shape = kernel.shape
+        keys, missing, queued = [], [], set()
         for p in range(len(packed)):
-            records = packed.records[packed.offsets[p, 0]:packed.offsets[p, 3]]
-            key = program_key(records, shape)
+            records, offsets = kernel.prune(packed.records[packed.offsets[p, 0]:
+                                                           packed.offsets[p, 3]],
+                                            packed.offsets[p])
+            key = program_key(np.concatenate([records.reshape(-1), offsets]), shape)
             keys.append(key)
             if key in self.entries:
                 self.entries.move_to_end(key)
-            elif key not in {k for k, _, _ in missing}:
-                offsets = packed.offsets[p] - packed.offsets[p, 0]
+            elif key not in queued:
+                queued.add(key)
                 missing.append((key, records, offsets))
         for start in range(0, len(missing), batch):
             self._compile(shape, missing[start:start + batch])

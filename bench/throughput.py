@@ -118,7 +118,7 @@ def measure(name: str, count: int) -> dict:
         engines._COMPILED = CompiledCache()
         packed_one = jit.pack([program], memory)
         start = clock()
-        engines._COMPILED.pointers(jit._binding(memory)[0].shape, packed_one)
+        engines._COMPILED.pointers(jit._binding(memory)[0], packed_one)
         latencies.append((clock() - start) * 1e3)
     result["compile_ms_median"] = statistics.median(latencies)
     result["compile_ms_p90"] = statistics.quantiles(latencies, n=10)[-1]

@@ -204,3 +204,18 @@ def test_median_combination_and_memory_without_reserved_addresses():
     assert list(native.fitness_batch(programs)) == list(reference.fitness_batch(programs))
     with pytest.raises(AzcError, match="reserved"):
         make_evaluator(tasks, MemoryShape(1, 1, 0)).evaluate(Program())
+
+
+def test_auto_compiles_only_big_evaluations(monkeypatch):
+    from azc import engine
+    monkeypatch.setattr(engine, "COMPILE_SECONDS", 1e-3)
+    data = np.random.RandomState(2)
+    small = [random_task(data, 4, RMS) for _ in range(2)]
+    big = [random_task(data, 4, RMS, train=100_000, valid=10) for _ in range(2)]
+    chain = tuple(Instruction(23, 2, 2, 0) for _ in range(20))  # all live: v2 += v0
+    program = Program(predict=(Instruction(27, 1, 1, 0),),
+                      learn=chain + (Instruction(23, 1, 1, 2),))
+    for tasks, compiles in ((small, False), (big, True)):
+        native = make_evaluator(tasks, MEMORY)
+        kernel = native._binding(MEMORY)[0]
+        assert native._use_jit(kernel, native.pack([program], MEMORY)) == compiles
