@@ -14,8 +14,9 @@ tasks (the group's tasks are SIMD lanes run in lockstep):
         best = max(best, this epoch's fitness)
 
 Stopped lanes keep computing (their results are ignored), so lanes never diverge. Programs
-arrive pre-decoded by azc.engine.pack: one 8 x int64 record per instruction, no-ops removed,
-addresses turned into element offsets, const-set positions into indices.
+arrive pre-decoded by azc.engine.pack: one 12 x int64 record per instruction, no-ops removed,
+addresses turned into element offsets, const-set positions into indices, plus liveness facts
+from which @prune drops dead code before each program runs.
 """
 
 import ctypes
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from azc.codegen import Emitter, declarations, lower, lower_set, per_lane_call
+from azc.engine_prune import pruner
 from azc.ir import FEATURES, LABEL, PREDICTION, MemoryShape
 from azc.jit import compile_ir, host_triple_and_layout
 from azc.ops import LOWERING
@@ -341,104 +343,9 @@ def module_text(shape: Shape) -> str:
         parts.append(_interpreter(shape, g))
         parts.append(_Driver(shape, g).emit())
         parts.append(_Driver(shape, g, compiled=True).emit())
-    parts.append(_pruner(shape))
+    parts.append(pruner(shape, RECORD))
     parts.append(_batch(shape, "evaluate", "group", 4, prune=True))
     parts.append(_batch(shape, "evaluate_compiled", "cgroup", 3 * len(shape.groups)))
-    return "\n".join(parts)
-
-
-def _pruner(shape: Shape) -> str:
-    """@prune: copy a program's records minus dead code, by liveness over the training loop.
-
-        after Predict, s1 is read (the error check); the driver then overwrites s0 and v0
-        live after Learn   = live before Predict, minus s0 and v0
-        live after Predict = {s1} + (live before Learn or Predict, minus s0 and v0)
-        iterate to the fixed point; Setup's live-out is Predict's live-in minus s0 and v0
-        an instruction is dead unless it is kept (random draws) or writes something live
-    """
-    fields = lambda e, record: [e.load("i64", e.gep(record, str(k), "i64"), "f")  # noqa: E731
-                                for k in range(8, 12)]
-    back = Emitter(1, shape.F)
-    e = back
-    live = e.var("i64", "live")
-    e.store("i64", "%live", live)
-    count = e.value("i64", "sub i64 %last, %first")
-    with e.loop(count, "j") as j:
-        index = e.value("i64", f"sub i64 %last, {j}")
-        index = e.value("i64", f"sub i64 {index}, 1")
-        written, killed, read, keep = fields(e, e.gep("%recs", index, f"[{RECORD} x i64]"))
-        now = e.load("i64", live)
-        hit = e.value("i64", f"and i64 {written}, {now}")
-        useful = e.value("i1", f"icmp ne i64 {hit}, 0")
-        kept = e.value("i1", f"icmp ne i64 {keep}, 0")
-        useful = e.value("i1", f"or i1 {useful}, {kept}")
-        flag = e.gep("%flags", e.value("i64", f"sub i64 {index}, %base"), "i8")
-        e.store("i8", e.value("i8", f"zext i1 {useful} to i8"), flag)
-        survivors = e.value("i64", f"xor i64 {killed}, -1")
-        after = e.value("i64", f"and i64 {now}, {survivors}")
-        after = e.value("i64", f"or i64 {after}, {read}")
-        e.store("i64", e.value("i64", f"select i1 {useful}, i64 {after}, i64 {now}"), live)
-    e("ret i64 " + e.load("i64", live))
-    parts = [e.function("define internal i64 @back(ptr noalias %recs, i64 %first, i64 %last, "
-                        "i64 %live, ptr noalias %flags, i64 %base)")]
-
-    e = Emitter(1, shape.F)
-    starts = [e.load("i64", e.gep("%offs", str(k), "i64")) for k in range(4)]
-    s1 = 1 << PREDICTION
-    entry = ~((1 << LABEL) | (1 << (shape.memory.scalars + FEATURES)))
-    after_predict, after_learn = e.var("i64", "lp"), e.var("i64", "ll")
-    e.store("i64", str(s1), after_predict)
-    e.store("i64", "0", after_learn)
-
-    def run(c, live):
-        return e.value("i64", f"call i64 @back(ptr %recs, i64 {starts[c]}, i64 {starts[c + 1]}, "
-                              f"i64 {live}, ptr %flags, i64 {starts[0]})")
-
-    done = e.label("fixed")
-    with e.loop(2 * 64 + 2, "it"):
-        lp, ll = e.load("i64", after_predict), e.load("i64", after_learn)
-        into_learn, into_predict = run(2, ll), run(1, lp)
-        new_ll = e.value("i64", f"and i64 {into_predict}, {entry}")
-        either = e.value("i64", f"or i64 {into_learn}, {into_predict}")
-        new_lp = e.value("i64", f"and i64 {either}, {entry}")
-        new_lp = e.value("i64", f"or i64 {new_lp}, {s1}")
-        same = e.value("i1", f"icmp eq i64 {new_ll}, {ll}")
-        same2 = e.value("i1", f"icmp eq i64 {new_lp}, {lp}")
-        e.store("i64", new_ll, after_learn)
-        e.store("i64", new_lp, after_predict)
-        stable = e.value("i1", f"and i1 {same}, {same2}")
-        going = e.label("again")
-        e(f"br i1 {stable}, label %{done}, label %{going}")
-        e.block(going)
-    e(f"br label %{done}")
-    e.block(done)
-    run(2, e.load("i64", after_learn))
-    into_predict = run(1, e.load("i64", after_predict))
-    run(0, e.value("i64", f"and i64 {into_predict}, {entry}"))
-
-    kept = e.var("i64", "kept")
-    e.store("i64", "0", kept)
-    for c in range(3):
-        e.store("i64", e.load("i64", kept), e.gep("%outoffs", str(c), "i64"))
-        count = e.value("i64", f"sub i64 {starts[c + 1]}, {starts[c]}")
-        with e.loop(count, f"c{c}") as j:
-            index = e.value("i64", f"add i64 {starts[c]}, {j}")
-            relative = e.value("i64", f"sub i64 {index}, {starts[0]}")
-            flag = e.load("i8", e.gep("%flags", relative, "i8"))
-            with e.when(e.value("i1", f"icmp ne i8 {flag}, 0"), "copy"):
-                k = e.load("i64", kept)
-                source = e.gep("%recs", index, f"[{RECORD} x i64]")
-                target = e.gep("%out", k, f"[{RECORD} x i64]")
-                e(f"call void @llvm.memcpy.p0.p0.i64(ptr align 8 {target}, ptr align 8 "
-                  f"{source}, i64 {RECORD * 8}, i1 false)")
-                e.store("i64", e.value("i64", f"add i64 {k}, 1"), kept)
-    e.store("i64", e.load("i64", kept), e.gep("%outoffs", "3", "i64"))
-    e("ret void")
-    parts.append(e.function("define internal void @prune(ptr noalias %recs, ptr noalias %offs, "
-                            "ptr noalias %out, ptr noalias %outoffs, ptr noalias %flags)"))
-    parts.append("define void @prune_program(ptr %recs, ptr %offs, ptr %out, ptr %outoffs, "
-                 "ptr %flags) {\n  call void @prune(ptr %recs, ptr %offs, ptr %out, "
-                 "ptr %outoffs, ptr %flags)\n  ret void\n}\n")
     return "\n".join(parts)
 
 

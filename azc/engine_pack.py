@@ -1,0 +1,172 @@
+"""Packing: programs as the compact records native evaluators read, checked on the way.
+
+    codes, data, lengths = program_arrays(programs)     # ir.to_arrays of every component
+    packed = pack(codes, data, lengths, memory, F)      # checked and decoded records
+
+Packing checks op ids, addresses against the memory shape and const-set positions against F,
+so whatever the program, generated code never reads or writes outside its memory; a bad
+program is an AzcError naming it. Everything is vectorized over the batch.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from azc.engine_tier1 import RECORD
+from azc.errors import AzcError
+from azc.ir import MemoryShape
+from azc.ops import OPS, M, S, V
+
+_KIND = {None: 0, S: 1, V: 2, M: 3}
+# Per op: kind codes of out, in1, in2 (0 = unused), and which const-set fields are positions.
+_KINDS = np.array([[_KIND[op.out]] + [_KIND[k] for k in op.ins] + [0] * (2 - len(op.ins))
+                   for op in OPS], dtype=np.int64)
+_VINDEX = next(op.id for op in OPS if op.data == "vindex")
+_MINDEX = next(op.id for op in OPS if op.data == "mindex")
+_PARTIAL = np.array([op.data in ("vindex", "mindex") for op in OPS])
+_RANDOM = np.array([op.random for op in OPS], dtype=np.int64)
+
+
+def _liveness_facts(op, kinds, addresses, memory: MemoryShape) -> np.ndarray:
+    """Per instruction: (bits written, bits overwritten whole, bits read, must keep).
+
+    Every address of the memory is one bit; the native evaluator's dead-code pruning reads
+    these. Partial writes (const sets of one element) also read their output; random draws are
+    always kept, since removing one would shift every later draw of the stream.
+    """
+    facts = np.zeros((len(op), 4), dtype=np.int64)
+    total = memory.scalars + memory.vectors + memory.matrices
+    if total > 63:  # too many addresses for one mask: keep everything
+        facts[:, 3] = 1
+        return facts
+    first = np.array([0, 0, memory.scalars, memory.scalars + memory.vectors])
+    bits = np.where(kinds > 0, np.left_shift(1, first[kinds] + addresses), 0)
+    partial = _PARTIAL[op]
+    facts[:, 0] = bits[:, 0]
+    facts[:, 1] = np.where(partial, 0, bits[:, 0])
+    facts[:, 2] = bits[:, 1] | bits[:, 2] | np.where(partial, bits[:, 0], 0)
+    facts[:, 3] = _RANDOM[op]
+    return facts
+
+
+@dataclass
+class Packed:
+    """Programs as tier-1 records and (programs, 4) int64 component starts and end.
+
+    A record is 12 int64: op, out, in1, in2 (as lane-vector element offsets), index0, index1
+    (const-set positions), value0, value1 (data as float64 bits), then the liveness facts
+    written, overwritten, read (address bit masks) and keep.
+    """
+
+    records: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self):
+        return len(self.offsets)
+
+
+class _InstructionRows:
+    """Each distinct instruction's codes and data row, made once: children share most of their
+    instructions with their parents, and a dict lookup is cheaper than converting them again."""
+
+    LIMIT = 1 << 20  # distinct instructions kept before starting afresh
+
+    def __init__(self):
+        self.index: dict = {}
+        self.codes = np.zeros((1024, 4), dtype=np.int64)
+        self.data = np.zeros((1024, 3))
+
+    def rows(self, instructions) -> np.ndarray:
+        if len(self.index) + len(instructions) > self.LIMIT:
+            self.__init__()
+        get = self.index.get
+        rows = [get(i) for i in instructions]
+        if None in rows:
+            for k, instruction in enumerate(instructions):
+                if rows[k] is None:
+                    rows[k] = self._add(instruction)
+        return np.array(rows, dtype=np.int64)
+
+    def _add(self, instruction) -> int:
+        row = self.index.get(instruction)
+        if row is None:
+            row = self.index[instruction] = len(self.index)
+            if row == len(self.codes):
+                self.codes = np.concatenate([self.codes, np.zeros_like(self.codes)])
+                self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+            self.codes[row] = instruction[:4]
+            self.data[row, :len(instruction.data)] = instruction.data
+        return row
+
+
+_ROWS = _InstructionRows()
+
+
+def program_arrays(programs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated ir.to_arrays of every component: codes (n, 4), data (n, 3), lengths (P, 3)."""
+    instructions = [i for p in programs for c in (p.setup, p.predict, p.learn) for i in c]
+    rows = _ROWS.rows(instructions)
+    lengths = np.array([(len(p.setup), len(p.predict), len(p.learn)) for p in programs],
+                       dtype=np.int64).reshape(-1, 3)
+    return _ROWS.codes[rows], _ROWS.data[rows], lengths
+
+
+def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Packed:
+    """Check and decode compact arrays into tier-1 records; AzcError names what is wrong."""
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1, 4)
+    data = np.asarray(data, dtype=np.float64).reshape(-1, 3)
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1, 3)
+    op = codes[:, 0]
+    program_of = np.repeat(np.arange(len(lengths)), lengths.sum(axis=1))
+
+    def fail(rows, what):
+        first = int(np.flatnonzero(rows)[0])
+        raise AzcError(f"program {int(program_of[first])} of the batch: instruction "
+                       f"{tuple(int(x) for x in codes[first])} {what}")
+
+    if ((op < 0) | (op >= len(OPS))).any():
+        fail((op < 0) | (op >= len(OPS)), "has an unknown op id")
+    if allowed is not None:
+        bad = ~np.isin(op, np.fromiter(allowed, np.int64)) & (op != 0)
+        if bad.any():
+            fail(bad, "uses an op this evaluator was not built for")
+    kinds = _KINDS[op]
+    F2 = F * F
+    sizes = np.array([1, memory.scalars, memory.vectors, memory.matrices])
+    bases = np.array([0, 0, memory.scalars, memory.scalars + memory.vectors * F])
+    strides = np.array([0, 1, F, F2])
+    addresses = codes[:, 1:]
+    outside = (kinds > 0) & ((addresses < 0) | (addresses >= sizes[kinds]))
+    if outside.any():
+        fail(outside.any(axis=1), f"reads or writes outside memory {memory}")
+    elements = np.where(kinds > 0, bases[kinds] + addresses * strides[kinds], 0)
+
+    # Const-set positions, as ops.index computes them: trunc(float32(fraction) * float32(F)).
+    with np.errstate(all="ignore"):
+        scaled = data[:, :2].astype(np.float32) * np.float32(F)
+        finite = np.isfinite(scaled)
+        positions = np.where(finite, scaled, -1).astype(np.int64)
+    uses = np.stack([(op == _VINDEX) | (op == _MINDEX), op == _MINDEX], axis=1)
+    bad = uses & (~finite | (positions < 0) | (positions >= F))
+    if bad.any():
+        fail(bad.any(axis=1), f"sets a position outside 0..{F - 1}")
+    positions = np.where(uses, positions, 0)
+    value0 = np.where(op == _VINDEX, data[:, 1], np.where(op == _MINDEX, data[:, 2], data[:, 0]))
+
+    keep = op != 0
+    records = np.empty((int(keep.sum()), RECORD), dtype=np.int64)
+    records[:, 0] = op[keep]
+    records[:, 1:4] = elements[keep]
+    records[:, 4:6] = positions[keep]
+    records[:, 6] = value0[keep].view(np.int64)
+    records[:, 7] = data[keep, 1].view(np.int64)
+    records[:, 8:] = _liveness_facts(op, kinds, addresses, memory)[keep]
+
+    component_of = np.repeat(np.arange(lengths.size), lengths.reshape(-1))
+    kept_lengths = np.bincount(component_of[keep], minlength=lengths.size)
+    starts = np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64)
+    per_program = starts[:-1].reshape(-1, 3)
+    offsets = np.empty((len(lengths), 4), dtype=np.int64)
+    offsets[:, :3] = per_program
+    offsets[:, 3] = starts[3::3]
+    return Packed(np.ascontiguousarray(records), offsets)
