@@ -255,9 +255,10 @@ class NativeEvaluator:
         programs = list(programs)
         memory = self._memory_for(programs)
         P, n = len(programs), len(self.tasks)
-        train_cap = max(g.epoch_size for g in self.groups)
+        train_cap = max(g.recorded_steps for g in self.groups)
         valid_cap = max(g.valid_steps for g in self.groups)
-        if any(g.epoch_size != train_cap or g.valid_steps != valid_cap for g in self.groups):
+        if any(g.recorded_steps != train_cap or g.valid_steps != valid_cap
+               for g in self.groups):
             raise ConfigError("fingerprints need tasks of equal epoch and validation sizes")
         result = Fingerprints(np.full((P, n, train_cap), np.nan), np.zeros((P, n), np.int64),
                               np.full((P, n, valid_cap), np.nan), np.zeros((P, n), np.int64))

@@ -48,6 +48,11 @@ class Group:
     valid_stored: int  # validation examples stored: the loss is averaged over these
     eval_type: str
 
+    @property
+    def recorded_steps(self) -> int:
+        """Training errors a fingerprint records: those of the first epoch."""
+        return min(self.epoch_size, self.train_steps)
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -239,7 +244,7 @@ class _Driver:
         still = e.value(e.bty, f"and {e.bty} {ok}, " + e.load(e.bty, alive))
         e.store(e.bty, still, alive)
         with e.when(recording, "rec"):
-            self.record(0, 1, self.group.epoch_size, step, error, still)
+            self.record(0, 1, self.group.recorded_steps, step, error, still)
         going = e.label("going")
         e(f"br i1 {self.any(still)}, label %{going}, label %{finish}")
         e.block(going)

@@ -104,6 +104,7 @@ def test_fingerprints_match_reference_recording():
     programs = [random_program(rand) for _ in range(20)] + [LINEAR]
     native = make_evaluator(tasks, MEMORY, num_train=10, num_valid=5, seed=235732282)
     prints = native.fingerprints(programs)
+    assert prints.train_errors.shape == (len(programs), 2, 10)
     for p, program in enumerate(programs):
         for t, task in enumerate(tasks):
             run = run_task(program, task, memory=MEMORY, num_train=10, num_valid=5,
