@@ -238,6 +238,14 @@ class NativeEvaluator:
                 pass
         return self._fallback.fitness_batch(programs)
 
+    def fitness_arrays(self, codes, data, lengths, memory: MemoryShape) -> np.ndarray:
+        """Combined fitness of programs given in compact form (see engine_pack.program_arrays):
+        the fast path for callers that keep programs as arrays."""
+        packed = pack(codes, data, lengths, memory, self.F, self.ops if self.fixed_ops else None)
+        if not self.fixed_ops:
+            self.ops = tuple(sorted(set(self.ops) | set(packed.records[:, 0].tolist())))
+        return self.combined(self.task_fitness_packed(packed, memory))
+
     def evaluate(self, program: Program) -> Evaluation:
         """The program's combined fitness and its fitness on each task."""
         if self._fallback is None:

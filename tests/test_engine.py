@@ -220,3 +220,12 @@ def test_auto_compiles_only_big_evaluations(monkeypatch):
         native = make_evaluator(tasks, MEMORY)
         kernel = native._binding(MEMORY)[0]
         assert native._use_jit(kernel, native.pack([program], MEMORY)) == compiles
+
+
+def test_fitness_from_compact_arrays():
+    tasks = make_tasks(TaskSpec("linear", 4, 20, 10, num_tasks=3))
+    rand = random.Random(4)
+    programs = [random_program(rand) for _ in range(10)] + [LINEAR]
+    native = make_evaluator(tasks, MEMORY)
+    expected = ReferenceEvaluator(tasks, MEMORY).fitness_batch(programs)
+    assert list(native.fitness_arrays(*program_arrays(programs), MEMORY)) == list(expected)
