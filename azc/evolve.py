@@ -27,10 +27,12 @@ import random
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from hashlib import blake2b
 
 import numpy as np
 
 from azc.budget import TrainBudget
+from azc.fec import LRUCache
 from azc.fitness import MIN_FITNESS
 from azc.generator import Generator
 from azc.ir import Program
@@ -58,6 +60,74 @@ class Hurdle:
     warmup: int = 100
 
 
+class FunctionalCache:
+    """The original's functional equivalence check (reference §12), on batches.
+
+    A program's fingerprint is its errors over a short run (`evaluator` is built with the
+    fingerprint's train and validation counts and the fixed FEC seed) plus the train budget;
+    programs with equal fingerprints share a fitness from an LRU cache that forgets an entry
+    after `forget_every` hits. Lookups and inserts happen in the batch's order, with each
+    insert's fitness filled in after the batch's evaluation, so a batch behaves exactly as the
+    same programs one at a time.
+    """
+
+    def __init__(self, evaluator, budget: int, size: int = 100_000, forget_every: int = 100):
+        self.evaluator = evaluator
+        self.budget = budget
+        self.cache = LRUCache(size, forget_every)
+        self.lookups = self.hits = 0
+
+    def keys(self, programs) -> list[int]:
+        """One 64-bit fingerprint per program, stable across processes."""
+        budget = self.budget.to_bytes(8, "little")
+        if hasattr(self.evaluator, "fingerprints"):
+            found = self.evaluator.fingerprints(programs)
+            train = found.train_errors + 0.0  # -0.0 becomes 0.0, NaN padding stays
+            valid = found.valid_errors + 0.0
+            return [_digest(train[p].tobytes(), valid[p].tobytes(), budget)
+                    for p in range(len(programs))]
+        from azc.fec import reference_errors  # NOTE: the reference evaluator records per task
+
+        ev = self.evaluator
+        keys = []
+        for program in programs:
+            parts = []
+            for index, task in enumerate(ev.tasks):
+                train, valid = reference_errors(program, task, index, memory=ev.memory,
+                                                num_train=ev.num_train, num_valid=ev.num_valid,
+                                                max_abs_error=ev.max_abs_error)
+                parts += [len(train).to_bytes(4, "little"), (train + 0.0).tobytes(),
+                          len(valid).to_bytes(4, "little"), (valid + 0.0).tobytes()]
+            keys.append(_digest(*parts, budget))
+        return keys
+
+    def lookup(self, key: int) -> list:
+        """The cell holding the fitness for `key`: filled if known, else a new empty cell."""
+        self.lookups += 1
+        cell = self.cache.get(key)
+        if cell is not None:
+            self.hits += 1
+            return cell
+        cell = [None]
+        self.cache.put(key, cell)
+        return cell
+
+    def state(self) -> list:
+        return [[key, cell[0], hits] for key, (cell, hits) in self.cache._entries.items()]
+
+    def restore(self, entries: list):
+        for key, fitness, hits in entries:
+            self.cache.put(key, [fitness])
+            self.cache._entries[key][1] = hits
+
+
+def _digest(*parts: bytes) -> int:
+    h = blake2b(digest_size=8)
+    for part in parts:
+        h.update(part)
+    return int.from_bytes(h.digest(), "little")
+
+
 class Scorer:
     """Search fitness of programs: train budget, fitness cache, hurdles, batched evaluation.
 
@@ -69,7 +139,8 @@ class Scorer:
 
     def __init__(self, evaluator, num_train: int, *, budget: TrainBudget | None = None,
                  key=None, cache_size: int = 100_000, steps_per_individual: int = 0,
-                 steps_per_evaluation: int = 0, hurdle: Hurdle | None = None):
+                 steps_per_evaluation: int = 0, hurdle: Hurdle | None = None,
+                 functional: FunctionalCache | None = None):
         self.evaluator = evaluator
         self.num_train = num_train
         self.budget = budget
@@ -79,6 +150,7 @@ class Scorer:
         self.steps_per_individual = steps_per_individual
         self.steps_per_evaluation = steps_per_evaluation
         self.hurdle = hurdle
+        self.functional = functional
         self._recent = deque(maxlen=hurdle.window if hurdle else 1)
         self._batch: list[Program] = []
         self._keys: list = []
@@ -114,12 +186,29 @@ class Scorer:
         """Evaluate the queued programs; their fitnesses, indexed by ticket."""
         if not self._batch:
             return []
-        fitnesses = [float(f) for f in self._evaluate(self._batch)]
-        self.evaluations += len(self._batch)
+        if self.functional is None:
+            fitnesses = [float(f) for f in self._evaluate(self._batch)]
+        else:
+            fitnesses = self._evaluate_functional(self._batch)
         for key, fitness in zip(self._keys, fitnesses, strict=True):
             self._remember(key, fitness)
         self._batch, self._keys, self._tickets = [], [], {}
         return fitnesses
+
+    def _evaluate_functional(self, programs) -> list[float]:
+        """Fingerprint the batch; evaluate only programs whose fingerprint is not cached."""
+        cells = [self.functional.lookup(key) for key in self.functional.keys(programs)]
+        # The first program with a new fingerprint is evaluated; later ones share its cell.
+        fresh, filling = [], set()
+        for i, cell in enumerate(cells):
+            if cell[0] is None and id(cell) not in filling:
+                filling.add(id(cell))
+                fresh.append(i)
+        if fresh:
+            results = self._evaluate([programs[i] for i in fresh])
+            for i, fitness in zip(fresh, results, strict=True):
+                cells[i][0] = float(fitness)
+        return [cell[0] for cell in cells]
 
     def score(self, programs) -> list[float]:
         """Fitness of each program, in order (for initialization and tests)."""
@@ -133,6 +222,7 @@ class Scorer:
             self.cache.popitem(last=False)
 
     def _evaluate(self, programs) -> list[float]:
+        self.evaluations += len(programs)
         if self.hurdle is None:
             self.train_steps += self.steps_per_evaluation * len(programs)
             return list(self.evaluator.fitness_batch(programs))
@@ -169,6 +259,7 @@ class Scorer:
 
 
 _EFFECTS: dict = {}
+_COMPONENT_EFFECTS: dict = {}  # id(component) -> (component, its effects)
 
 
 def _effects(instruction) -> tuple[int, int, bool]:
@@ -181,9 +272,22 @@ def _effects(instruction) -> tuple[int, int, bool]:
     return effects
 
 
+def _component_effects(component: tuple) -> list:
+    """The effects of a component's instructions, memoized by identity: children share the
+    component tuples their mutation did not touch."""
+    entry = _COMPONENT_EFFECTS.get(id(component))
+    if entry is not None and entry[0] is component:
+        return entry[1]
+    if len(_COMPONENT_EFFECTS) > 1 << 14:
+        _COMPONENT_EFFECTS.clear()
+    effects = [_effects(i) for i in component]
+    _COMPONENT_EFFECTS[id(component)] = (component, effects)  # keeps `component` alive
+    return effects
+
+
 def live_after(program: Program) -> tuple[list[int], ...]:
     """Per component, the memory bits live after each instruction (azc.passes liveness)."""
-    effects = tuple([_effects(i) for i in component] for component in program.components())
+    effects = tuple(_component_effects(component) for component in program.components())
     masks = []
     for component, live in zip(effects, live_outs(effects), strict=True):
         after = [0] * len(component)
@@ -203,10 +307,10 @@ def live_code(program: Program) -> tuple[tuple, ...]:
     instruction that draws random numbers stays even when dead: it moves the random stream.
     NOTE: keys compare data with ==, so constants 0.0 and -0.0 look alike here.
     """
-    effects = tuple([_effects(i) for i in component] for component in program.components())
+    components = program.components()
+    effects = tuple(_component_effects(component) for component in components)
     key = []
-    for component, facts, live in zip(program.components(), effects, live_outs(effects),
-                                      strict=True):
+    for component, facts, live in zip(components, effects, live_outs(effects), strict=True):
         kept = []
         for i in range(len(component) - 1, -1, -1):
             written, read, draws = facts[i]

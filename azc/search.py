@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass, field
 
 from azc.budget import TrainBudget
-from azc.evolve import Hurdle, RegularizedEvolution, Scorer
+from azc.evolve import FunctionalCache, Hurdle, RegularizedEvolution, Scorer
 from azc.experiment import Experiment
+from azc.fec import FEC_SEED
 from azc.generator import Generator, baseline_program
 from azc.ir import Program
 from azc.mutator import Mutator
@@ -50,12 +51,14 @@ def make_evaluator(tasks, memory, engine: str = "auto", ops=None, **options):
 
 
 def cache_key():
-    """Programs with the same canonical form score alike: key the cache by structural hash."""
-    try:
-        from azc.hashing import structural_hash
-    except ImportError:
-        return None
-    return structural_hash
+    """Programs with the same live code score alike: key the exact cache by it.
+
+    NOTE: azc.hashing.structural_hash also folds constants and renames addresses, for a few
+    more hits, but costs several times more per child than the evaluation it would save.
+    """
+    from azc.evolve import live_code
+
+    return live_code
 
 
 @dataclass
@@ -223,11 +226,18 @@ class Search:
             hurdle = Hurdle(make_evaluator(tasks[:k], self.experiment.memory, **options),
                             make_evaluator(tasks[k:], self.experiment.memory, **options),
                             k, len(tasks), table.hurdle.percentile, table.hurdle.window)
-        cache_size = table.fec.cache_size if table.fec else 100_000
+        functional = None
+        if table.fec is not None:
+            fec = table.fec
+            fingerprinter = make_evaluator(tasks, self.experiment.memory,
+                                           **{**options, "seed": FEC_SEED},
+                                           num_train=fec.train, num_valid=fec.valid)
+            functional = FunctionalCache(fingerprinter, tasks[0].max_train_examples,
+                                         fec.cache_size, fec.forget_every)
         return Scorer(evaluator, tasks[0].max_train_examples, budget=self.budget,
-                      key=cache_key(), cache_size=cache_size,
-                      steps_per_individual=per_individual, steps_per_evaluation=per_evaluation,
-                      hurdle=hurdle)
+                      key=cache_key(), steps_per_individual=per_individual,
+                      steps_per_evaluation=per_evaluation, hurdle=hurdle,
+                      functional=functional)
 
     def _evolve(self):
         state = self.current
@@ -321,6 +331,8 @@ class Search:
             "train_steps": scorer.train_steps - self.current.steps_at_start,
             "mean": stats.mean, "stdev": stats.stdev, "best": stats.best_fitness,
             "cache_hit_rate": round(scorer.hit_rate(), 4),
+            "fec_hit_rate": (round(scorer.functional.hits / max(scorer.functional.lookups, 1), 4)
+                             if scorer.functional else None),
             "evaluations": scorer.evaluations, "budget_rejects": scorer.budget_rejects,
             "hurdle_rejects": scorer.hurdle_rejects,
         }
@@ -363,6 +375,7 @@ class Search:
                            "budget_rejects": scorer.budget_rejects,
                            "hurdle_rejects": scorer.hurdle_rejects,
                            "recent": list(scorer._recent)},
+                "functional": scorer.functional.state() if scorer.functional else None,
             }
         return state
 
@@ -386,6 +399,8 @@ class Search:
             evolution.restore([parse(text) for text in current["population"]],
                               current["fitness"])
             evolution.generations = current["generations"]
+            if scorer.functional is not None and current.get("functional"):
+                scorer.functional.restore(current["functional"])
             for name, value in current["scorer"].items():
                 if name == "recent":
                     scorer._recent.extend(value)

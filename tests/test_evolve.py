@@ -183,3 +183,61 @@ def test_hurdle_stops_weak_children_after_the_first_stage():
                             for n in range(20)])
     assert scorer.hurdle_rejects > 0
     assert fitness[1] == 0.1  # failed the hurdle: keeps its first-stage fitness
+
+
+def test_deferred_batches_place_children_after_their_chunk():
+    evolution = make(size=12, tournament=3, batch_size=4)
+    evolution.deferred = True
+    evolution.initialize()
+    plain = make(size=12, tournament=3)
+    plain.initialize()
+    population, fitness = list(plain.population), list(plain.fitness)
+    for _ in range(4):
+        evolution.generation()
+        # The deviation, stated as a plain loop: chunks of 4 slots see the population as it
+        # stood before the chunk.
+        for start in range(0, 12, 4):
+            frozen_population, frozen_fitness = list(population), list(fitness)
+            for slot in range(start, start + 4):
+                drawn = [int(plain.rng.random() * 12) for _ in range(3)]
+                scores = [frozen_fitness[i] for i in drawn]
+                parent = frozen_population[drawn[scores.index(max(scores))]]
+                child = plain.mutator.mutate(parent)
+                population[slot], fitness[slot] = child, LiveCodeEvaluator.fitness(child)
+        assert evolution.population == population and evolution.fitness == fitness
+
+
+class Prints:
+    """A stand-in fingerprint source: programs fingerprint alike when their live code's first
+    component holds as many instructions, a deliberately coarse equivalence."""
+
+    def __init__(self):
+        self.tasks = ()
+
+    def fingerprints(self, programs):
+        import numpy as np
+
+        from azc.engine import Fingerprints
+        from azc.evolve import live_code
+
+        sizes = np.array([[len(live_code(p)[1])] for p in programs], dtype=float)
+        counts = np.ones((len(programs), 1), dtype=np.int64)
+        return Fingerprints(sizes[:, :, None], counts, sizes[:, :, None] * 0, counts)
+
+
+def test_functional_cache_in_batches_equals_one_at_a_time():
+    pytest.importorskip("azc.engine")
+    from azc.evolve import FunctionalCache
+
+    programs = [make(seed=s).generator.initial_program() for s in range(12)] * 2
+    results = []
+    for batch in (1, 5, 24):
+        evaluator = LiveCodeEvaluator()
+        functional = FunctionalCache(Prints(), 100, size=4, forget_every=3)
+        scorer = Scorer(evaluator, 100, functional=functional, key=lambda p: id(p) + batch)
+        fitness = []
+        for start in range(0, len(programs), batch):
+            fitness += scorer.score([p for p in programs[start:start + batch]])
+        results.append((fitness, functional.state(), functional.hits))
+    assert results[0] == results[1] == results[2]
+    assert results[0][2] > 0  # coarse fingerprints: some programs share a fitness

@@ -152,3 +152,17 @@ def test_cli_plain_output_and_diff(tmp_path):
     assert "-    s2 = 0.5" in result.output and "+    s2 = 0.25" in result.output
     result = runner.invoke(app, ["diff", str(a), str(a)])
     assert "no differences" in result.output
+
+
+def test_resume_with_fec_continues_exactly(tmp_path):
+    path = tmp_path / "fec.toml"
+    path.write_text(TINY.replace("[experiments]", "[fec]\ntrain = 5\nvalid = 3\n"
+                                 "forget_every = 4\n\n[experiments]"))
+    whole = evolve(path, seed=8, engine="reference")
+    part = evolve(path, seed=8, out=tmp_path / "r", engine="reference", max_seconds=0.6,
+                  checkpoint_seconds=0)
+    assert part["interrupted"]
+    state = json.loads((tmp_path / "r" / "checkpoint.json").read_text())
+    assert state["experiment"] is None or state["experiment"]["functional"]
+    resumed = evolve(None, resume=tmp_path / "r", engine="reference")
+    same_result(whole, resumed)
