@@ -45,16 +45,19 @@ class Emitter:
         self._count = 0
 
     def name(self, hint: str = "t") -> str:
+        """A fresh SSA name."""
         self._count += 1
         return f"%{hint}.{self._count}"
 
     def label(self, hint: str = "b") -> str:
+        """A fresh block label."""
         return self.name(hint)[1:]
 
     def __call__(self, line: str):
         self.lines.append("  " + line)
 
     def block(self, label: str):
+        """Start a basic block."""
         self.lines.append(f"{label}:")
 
     def var(self, type_: str, hint: str = "v") -> str:
@@ -64,17 +67,21 @@ class Emitter:
         return name
 
     def value(self, type_: str, text: str, hint: str = "t") -> str:
+        """Emit `name = text` and return the name."""
         name = self.name(hint)
         self(f"{name} = {text}")
         return name
 
     def load(self, type_: str, pointer: str, hint: str = "t") -> str:
+        """Load a value (align 8: lane vectors are only double-aligned)."""
         return self.value(type_, f"load {type_}, ptr {pointer}, align 8", hint)
 
     def store(self, type_: str, value: str, pointer: str):
+        """Store a value."""
         self(f"store {type_} {value}, ptr {pointer}, align 8")
 
     def gep(self, pointer: str, offset: str, type_: str = "double") -> str:
+        """Address of element `offset` of `type_` from `pointer`."""
         return self.value("ptr", f"getelementptr inbounds {type_}, ptr {pointer}, i64 {offset}",
                           "p")
 
@@ -93,6 +100,7 @@ class Emitter:
                                   f"<{self.T} x i32> zeroinitializer")
 
     def const(self, x: float) -> str:
+        """A lane-vector constant with every lane equal to x."""
         return f"splat (double {double(x)})"
 
     @contextmanager
@@ -248,6 +256,7 @@ def _sum(e, summed, term, at, a, b, in_indices):
 
 
 def element_count(kind: str, F: int) -> int:
+    """Elements of a scalar, vector or matrix."""
     return {S: 1, V: F, "m": F * F}[kind]
 
 

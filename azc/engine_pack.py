@@ -77,6 +77,7 @@ class _InstructionRows:
         self.data = np.zeros((1024, 3))
 
     def rows(self, instructions) -> np.ndarray:
+        """Row numbers of the instructions in `codes` and `data`, adding new ones."""
         if len(self.index) + len(instructions) > self.LIMIT:
             self.__init__()
         get = self.index.get

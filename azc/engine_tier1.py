@@ -72,6 +72,7 @@ class Shape:
 
     @property
     def elements(self) -> int:
+        """Lane vectors in the whole memory."""
         m = self.memory
         return m.scalars + m.vectors * self.F + m.matrices * self.F * self.F
 
@@ -124,6 +125,7 @@ class _Driver:
         self.max_error = e.const(shape.max_abs_error)
 
     def run(self, component: int):
+        """Run component 0, 1 or 2 (setup, predict, learn) of the current program."""
         e, c = self.e, self.ctx
         if self.compiled:  # tier 2: the program's own function for this component and group
             slot = e.gep("%offs", str(self.g * 3 + component), "ptr")
@@ -153,6 +155,7 @@ class _Driver:
         e.store(e.ty, e.const(0.0), self.s0)
 
     def sigmoid(self, x: str) -> str:
+        """1 / (1 + exp(-x)) per lane, with the C library's exp as the reference."""
         e = self.e
         negative = e.value(e.ty, f"fneg {e.ty} {x}")
         exp = per_lane_call(e, "exp", negative)
@@ -160,6 +163,7 @@ class _Driver:
         return e.value(e.ty, f"fdiv {e.ty} {e.const(1.0)}, {denominator}")
 
     def any(self, mask: str) -> str:
+        """Whether any lane of a mask is set."""
         return self.e.value("i1", f"call i1 @llvm.vector.reduce.or.v{self.T}i1({self.e.bty} "
                                   f"{mask})")
 
@@ -191,6 +195,7 @@ class _Driver:
                     pt)
 
     def emit(self) -> str:
+        """The driver function @group<g> (or @cgroup<g> for tier 2)."""
         e, c, group, shape = self.e, self.ctx, self.group, self.shape
         T = self.T
         true = "splat (i1 true)"
@@ -230,6 +235,7 @@ class _Driver:
                           "ptr %rec, i64 %p)")
 
     def train_step(self, step: str, alive: str, finish: str, recording: str):
+        """Predict, check the error (stopping failing lanes), learn."""
         e, c = self.e, self.ctx
         self.example(c["xt"], step)
         self.run(1)
@@ -254,6 +260,7 @@ class _Driver:
         self.run(2)
 
     def validate(self, more: str, alive: str, best: str, recording: str):
+        """One validation of the alive lanes; updates their best fitness."""
         e, c, group = self.e, self.ctx, self.group
         ok, loss, snapped = e.var(e.bty, "vok"), e.var(e.ty, "loss"), e.var(e.bty, "snapped")
         e.store(e.bty, e.load(e.bty, alive), ok)
@@ -307,12 +314,14 @@ class _Driver:
         self.epoch_fitness(e.load(e.ty, loss), e.load(e.bty, ok), alive, best)
 
     def lanes_select(self, to: str, source: str, mask: str):
+        """Copy the random-stream states of the masked lanes."""
         e = self.e
         new, old = e.load(e.ity, source), e.load(e.ity, to)
         e.store(e.ity, e.value(e.ity, f"select {e.bty} {mask}, {e.ity} {new}, {e.ity} {old}"),
                 to)
 
     def epoch_fitness(self, loss: str, ok: str, alive: str, best: str):
+        """This validation's fitness per lane (fitness.py's formulas); best = max(best, it)."""
         e, group = self.e, self.group
         mean = e.value(e.ty, f"fdiv {e.ty} {loss}, {e.const(float(group.valid_stored))}")
         if group.eval_type == ACCURACY:

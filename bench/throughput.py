@@ -90,6 +90,7 @@ def rate(evaluate, programs, repeats=3):
 
 
 def measure(name: str, count: int) -> dict:
+    """Every figure of one workload, as a dict (the --json output)."""
     tasks, memory, sizes, ops = workload(name)
     all_ops = sorted({o for component in ops for o in component})
     programs = random_programs(count, memory, sizes, ops)
