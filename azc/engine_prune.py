@@ -12,6 +12,9 @@ from azc.ir import FEATURES, LABEL, PREDICTION
 def pruner(shape, record: int) -> str:
     """@prune: copy a program's records minus dead code, by liveness over the training loop.
 
+    Writes the live component offsets to outoffs[0..3] and, in outoffs[4], whether the live
+    Predict writes v0.
+
         after Predict, s1 is read (the error check); the driver then overwrites s0 and v0
         live after Learn   = live before Predict, minus s0 and v0
         live after Predict = {s1} + (live before Learn or Predict, minus s0 and v0)
@@ -78,8 +81,9 @@ def pruner(shape, record: int) -> str:
     into_predict = run(1, e.load("i64", after_predict))
     run(0, e.value("i64", f"and i64 {into_predict}, {entry}"))
 
-    kept = e.var("i64", "kept")
+    kept, predict_writes = e.var("i64", "kept"), e.var("i64", "pw")
     e.store("i64", "0", kept)
+    e.store("i64", "0", predict_writes)
     for c in range(3):
         e.store("i64", e.load("i64", kept), e.gep("%outoffs", str(c), "i64"))
         count = e.value("i64", f"sub i64 {starts[c + 1]}, {starts[c]}")
@@ -94,7 +98,15 @@ def pruner(shape, record: int) -> str:
                 e(f"call void @llvm.memcpy.p0.p0.i64(ptr align 8 {target}, ptr align 8 "
                   f"{source}, i64 {record * 8}, i1 false)")
                 e.store("i64", e.value("i64", f"add i64 {k}, 1"), kept)
+                if c == 1:
+                    written = e.load("i64", e.gep(source, "8", "i64"))
+                    old = e.load("i64", predict_writes)
+                    e.store("i64", e.value("i64", f"or i64 {old}, {written}"), predict_writes)
     e.store("i64", e.load("i64", kept), e.gep("%outoffs", "3", "i64"))
+    # Slot 4: whether live Predict code writes v0, so Learn needs the features copied again.
+    v0 = 1 << (shape.memory.scalars + FEATURES)
+    rewrite = e.value("i64", f"and i64 {e.load('i64', predict_writes)}, {v0}")
+    e.store("i64", rewrite, e.gep("%outoffs", "4", "i64"))
     e("ret void")
     parts.append(e.function("define internal void @prune(ptr noalias %recs, ptr noalias %offs, "
                             "ptr noalias %out, ptr noalias %outoffs, ptr noalias %flags)"))

@@ -255,7 +255,12 @@ class _Driver:
         e(f"br i1 {self.any(still)}, label %{going}, label %{finish}")
         e.block(going)
         row = e.value("i64", f"mul i64 {step}, {self.F}")
-        self.copy(self.v0, e.lane(c["xt"], row), self.F)
+        if self.compiled:
+            self.copy(self.v0, e.lane(c["xt"], row), self.F)
+        else:  # the pruner tells whether Predict may have changed v0
+            rewrite = e.load("i64", e.gep("%offs", "4", "i64"))
+            with e.when(e.value("i1", f"icmp ne i64 {rewrite}, 0"), "refeed"):
+                self.copy(self.v0, e.lane(c["xt"], row), self.F)
         e.store(e.ty, label, self.s0)
         self.run(2)
 
@@ -376,7 +381,7 @@ def _batch(shape: Shape, name: str, driver: str, stride: int, prune: bool = Fals
         offs = e.gep("%offs", e.value("i64", f"mul i64 {p}, {stride}"), "i64")
         fitness = e.gep("%fitness", e.value("i64", f"mul i64 {p}, {shape.num_tasks}"))
         if prune:
-            recs, pruned = "%work", e.var("[4 x i64]", "pruned")
+            recs, pruned = "%work", e.var("[5 x i64]", "pruned")
             e(f"call void @prune(ptr %recs, ptr {offs}, ptr %work, ptr {pruned}, ptr %flags)")
             offs = pruned
         for g in range(len(shape.groups)):
@@ -408,7 +413,7 @@ class Kernel:
         records = np.ascontiguousarray(records, dtype=np.int64)
         offsets = np.ascontiguousarray(offsets - offsets[0], dtype=np.int64)
         out = np.empty_like(records)
-        out_offsets = np.zeros(4, dtype=np.int64)
+        out_offsets = np.zeros(5, dtype=np.int64)
         flags = np.empty(len(records) + 1, dtype=np.int8)
         self._prune(records.ctypes.data, offsets.ctypes.data, out.ctypes.data,
                     out_offsets.ctypes.data, flags.ctypes.data)

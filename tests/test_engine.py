@@ -189,6 +189,11 @@ def test_dead_code_pruning_keeps_draws_and_partial_writes():
         Program(predict=(Instruction(27, 1, 1, 0), Instruction(1, 3, 3, 3)),
                 learn=(Instruction(2, 3, 0, 1), Instruction(18, 2, 3, 0),
                        Instruction(56, 3, data=(0.25,)), Instruction(23, 1, 1, 2))),
+        # Predict overwrites v0: Learn must see the features again
+        Program(setup=(Instruction(63, 1, data=(0.0, 0.1)),),
+                predict=(Instruction(27, 1, 1, 0), Instruction(19, 0, 1)),
+                learn=(Instruction(2, 3, 0, 1), Instruction(18, 2, 3, 0),
+                       Instruction(23, 1, 1, 2))),
     ]
     native = make_evaluator(tasks, MEMORY)
     reference = ReferenceEvaluator(tasks, MEMORY)
