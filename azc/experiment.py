@@ -13,6 +13,7 @@ An experiment mirrors the original's SearchExperimentSpec plus the run_search_ex
     [hurdle]          stage_tasks, percentile, window    (omit the table: no hurdle)
     [experiments]     max_experiments (0 = unlimited), sufficient_fitness, randomize_task_seeds,
                       early_select
+    [islands]         migrate_every, deterministic       (azc evolve --workers/--ray: azc.islands)
     [[search_tasks]] [[select_tasks]] [[final_tasks]]   task tables, as in task files
 
 Every problem is a ConfigError naming the file, the key and its line.
@@ -122,6 +123,14 @@ class Experiments:
 
 
 @dataclass(frozen=True)
+class IslandsTable:
+    migrate_every: int = setting(50_000, at_least(1), "individuals each island evolves between "
+                                                      "migrations (rounded up to generations)")
+    deterministic: bool = setting(False, help="migrate in lockstep: one seed, one result, "
+                                              "however the islands run")
+
+
+@dataclass(frozen=True)
 class ExperimentTable:
     name: str = setting("experiment")
     evolution: Evolution = field(default_factory=Evolution)
@@ -133,6 +142,7 @@ class ExperimentTable:
     train_budget: Budget | None = setting(None)
     hurdle: HurdleTable | None = setting(None)
     experiments: Experiments = field(default_factory=Experiments)
+    islands: IslandsTable = field(default_factory=IslandsTable)
     search_tasks: list[dict] = setting([], help="task tables")
     select_tasks: list[dict] = setting([])
     final_tasks: list[dict] = setting([])
