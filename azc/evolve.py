@@ -381,13 +381,17 @@ class RegularizedEvolution:
         queued: list[tuple[int, int]] = []  # (slot, ticket) of children awaiting evaluation
         held: list[tuple] = []  # deferred mode: (slot, child, score, ticket, live) to place
 
+        score_of = fitness.__getitem__
         for slot in range(size):
+            # max() keeps the first of equal maxima: the first drawn wins ties.
             drawn = [int(rand() * size) for _ in draws]
-            scores = [fitness[i] for i in drawn]
-            if None in scores:  # a drawn child is still queued: evaluate the queue first
+            try:
+                winner = max(drawn, key=score_of)
+            except TypeError:  # a drawn child is still queued (None): evaluate the queue
                 self._settle(queued)
-                scores = [fitness[i] for i in drawn]
-            winner = drawn[scores.index(max(scores))]
+                winner = max(drawn, key=score_of)
+            if fitness[winner] is None:  # a tournament of one drew a queued child
+                self._settle(queued)
             parent = population[winner]
 
             child = mutate(parent)

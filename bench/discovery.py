@@ -5,12 +5,14 @@ The original (google-research/automl_zero run_demo.sh, 2021 code, g++ -O3) needs
 project's machine kind. azc's goal: median <= 32 s at >= 86,000 individuals/s end to end.
 
     python bench/discovery.py --seeds 10 [--first-seed 1] [--max-time 600] [--json]
+                              [--deferred BATCH] [--no-fec]
 
 Each seed runs the whole demo (experiments until a candidate passes the select tasks, then the
 final tasks) in this process, pinned to one CPU; the engine is compiled once, before timing.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -18,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from azc.experiment import load_experiment
+from azc.experiment import load_experiment, replace_settings
 from azc.search import Search
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "demo.toml"
@@ -51,12 +53,20 @@ def main(argv=None):
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--experiment", default=str(DEMO))
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to [default: last]")
+    parser.add_argument("--deferred", type=int, default=0, metavar="BATCH",
+                        help="deferred batches of this many children (a deviation; 0: exact)")
+    parser.add_argument("--no-fec", action="store_true", help="drop the experiment's FEC")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     experiment = load_experiment(args.experiment)
+    if args.deferred:
+        experiment = replace_settings(experiment, deferred=True, batch_size=args.deferred)
+    if args.no_fec:
+        experiment = dataclasses.replace(
+            experiment, table=dataclasses.replace(experiment.table, fec=None))
     warm_up(experiment, args.engine)
 
     runs = []
@@ -72,7 +82,8 @@ def main(argv=None):
         "median_seconds": statistics.median(seconds), "max_seconds": max(seconds),
         "min_seconds": min(seconds),
         "median_experiments": statistics.median(r["experiments"] for r in runs),
-        "individuals_per_second": round(rate), "cpu": cpu, "runs": runs,
+        "individuals_per_second": round(rate), "cpu": cpu, "deferred": args.deferred,
+        "fec": not args.no_fec, "runs": runs,
     }
     if args.json:
         print(json.dumps(summary))
