@@ -234,7 +234,7 @@ class Scorer:
         share = hurdle.stage_tasks / hurdle.total_tasks
         self.train_steps += round(self.steps_per_evaluation * share) * len(programs)
         threshold = -math.inf
-        if len(self._recent) >= hurdle.warmup:
+        if len(self._recent) >= min(hurdle.warmup, hurdle.window):
             threshold = float(np.percentile(self._recent, hurdle.percentile))
         self._recent.extend(stage)
 

@@ -294,7 +294,10 @@ class Search:
                                                                    select_fitness)
         record = {"experiment": state.index, "search_fitness": search_fitness,
                   "select_fitness": select_fitness, "individuals": self.individuals(),
-                  "seconds": round(self.seconds(), 3), "best_select_fitness": out.select_fitness}
+                  "seconds": round(self.seconds(), 3), "best_select_fitness": out.select_fitness,
+                  "cache_hit_rate": round(state.scorer.hit_rate(), 4),
+                  "evaluations": state.scorer.evaluations,
+                  "hurdle_rejects": state.scorer.hurdle_rejects}
         log.info("experiment %d done: search %.6f select %.6f", state.index, search_fitness,
                  select_fitness)
         self._individuals_before += state.scorer.individuals

@@ -187,3 +187,27 @@ def test_evolution_tunes_the_linear_model_to_high_fitness(tmp_path):
     summary = evolve(path, seed=1)
     assert summary["search_fitness"] > 0.99, summary
     assert summary["final_fitness"] > 0.99
+
+
+def test_early_select_stops_the_experiment_once_a_candidate_passes(tmp_path):
+    path = tmp_path / "tune.toml"
+    text = LINEAR_TUNING.replace("max_experiments = 1", "max_experiments = 0\n"
+                                 "sufficient_fitness = 0.99")
+    path.write_text(text)
+    early = evolve(path, seed=1)
+    assert early["solved"] and early["select_fitness"] > 0.99 and early["experiments"] == 1
+    late = tmp_path / "late.toml"
+    late.write_text(text.replace("sufficient_fitness = 0.99",
+                                 "sufficient_fitness = 0.99\nearly_select = false"))
+    full = evolve(late, seed=1)
+    assert full["solved"] and full["individuals"] > early["individuals"]
+
+
+def test_hurdles_run_in_a_search(tmp_path):
+    path = tmp_path / "hurdle.toml"
+    path.write_text(TINY.replace("[experiments]", "[hurdle]\nstage_tasks = 1\npercentile = 50\n"
+                                 "window = 50\n\n[experiments]"))
+    run = tmp_path / "h"
+    summary = evolve(path, seed=2, out=run, engine="reference")
+    assert summary["best_program"]
+    assert any(record.get("hurdle_rejects") for record in read_progress(run))
