@@ -1,0 +1,182 @@
+"""One island of the island model: a population that evolves on command, spoken to in JSON.
+
+An island holds a regularized-evolution population (azc.evolve) built exactly as the single
+population of azc.search builds its own, but with its own random stream and the experiment's
+seeds handed in by the driver (azc.islands). It understands three commands, each a JSON object
+answered by one:
+
+    begin   {experiment, task_seed, eval_seed[, state]}  new population (or a checkpoint's)
+    evolve  {until, max_train_steps, seconds, immigrants, checkpoint}
+            place the immigrants, then generations until `until` individuals of this experiment,
+            the island's share of train steps, or `seconds`; answer with statistics, the best
+            program, emigrants when a migration point was reached, and the state if asked
+    state   the island's state, to restart it after a crash
+
+Programs travel as azc text (azc.printer / azc.parse), never pickled: a process or a Ray actor
+on another machine needs nothing but this module and the experiment's text.
+"""
+
+import json
+import logging
+import time
+import tomllib
+from pathlib import Path
+
+from azc.config import TomlFile
+from azc.experiment import Experiment, experiment_from
+from azc.ir import COMPONENTS, Program
+from azc.parse import parse
+from azc.printer import format_program
+from azc.search import Search
+
+log = logging.getLogger("azc")
+
+
+def experiment_from_text(text: str, path: str = "") -> Experiment:
+    """An experiment from its file's text; relative data paths are taken from `path`'s folder."""
+    name = path or "experiment.toml"
+    return experiment_from(TomlFile(name, text, tomllib.loads(text)), Path(name).parent)
+
+
+class ProgramCodec:
+    """azc text to Program and back, parsing each distinct instruction line once.
+
+    Populations share most instructions, so migrants' text is mostly lines seen before; a
+    whole-program parse costs ~3 ms, a cached line nothing. Text must be canonical (as
+    format_program writes it); anything else goes through the full parser.
+    """
+
+    def __init__(self, size: int = 200_000):
+        self.size = size
+        self._lines: dict[str, object] = {}
+
+    def format(self, program: Program) -> str:
+        return format_program(program)
+
+    def parse(self, text: str) -> Program:
+        components, current = {}, None
+        for line in text.splitlines():
+            if line.startswith("def ") and line.endswith("():"):
+                current = line[4:-3]
+                if current not in COMPONENTS or current in components:
+                    return parse(text)
+                components[current] = []
+            elif line.startswith("    ") and current is not None:
+                if line != "    pass":
+                    components[current].append(self._instruction(line))
+            elif line.strip():
+                return parse(text)
+        return Program(**{name: tuple(body) for name, body in components.items()})
+
+    def _instruction(self, line: str):
+        instruction = self._lines.get(line)
+        if instruction is None:
+            if len(self._lines) >= self.size:
+                self._lines.clear()
+            program = parse(f"def setup():\n{line}\n")
+            (instruction,) = program.setup
+            self._lines[line] = instruction
+        return instruction
+
+
+class Island:
+    """One population, driven by `handle(message) -> answer`, both JSON text."""
+
+    def __init__(self, experiment: Experiment, index: int, seed: int, engine: str = "auto"):
+        self.experiment = experiment
+        self.index = index
+        self.search = Search(experiment, seed, engine=engine)
+        self.codec = ProgramCodec()
+        self.experiment_index = None
+        self._last_best = None  # text of the best program last sent
+
+    def handle(self, message: str) -> str:
+        request = json.loads(message)
+        command = request.pop("command")
+        answer = getattr(self, f"_{command}")(**request)
+        return json.dumps({"island": self.index, **answer})
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def _begin(self, experiment: int, task_seed: int, eval_seed: int, state=None) -> dict:
+        """Start `experiment` from scratch, or from a checkpoint of this island."""
+        search = self.search
+        if state is not None and (state.get("experiment") or {}).get("index") == experiment:
+            search.restore(state)
+        else:
+            if state is not None:  # a checkpoint of an earlier experiment: keep its stream
+                search.restore({**state, "experiment": None})
+            search.current = None
+            search.outcome.experiments = experiment
+            # NOTE: Search starts an experiment from saved seeds without drawing any.
+            search._start_experiment({"task_seed": task_seed, "eval_seed": eval_seed})
+            search.current.evolution.initialize()
+        self.experiment_index = experiment
+        self._last_best = None
+        return self._report()
+
+    def _evolve(self, until: int, max_train_steps: int, seconds: float, immigrants=(),
+                checkpoint: bool = False, migrate_every: int = 0) -> dict:
+        """Place immigrants, then evolve until a stop; see the module docstring."""
+        current = self.search.current
+        evolution, scorer = current.evolution, current.scorer
+        if immigrants:
+            self._immigrate(immigrants)
+
+        start = time.monotonic()
+        while (scorer.individuals < until and scorer.train_steps < max_train_steps
+               and time.monotonic() - start < seconds):
+            evolution.generation()
+        answer = self._report()
+        answer["done"] = scorer.train_steps >= max_train_steps
+        answer["at_migration"] = scorer.individuals >= until
+        if answer["at_migration"] and migrate_every:
+            answer["emigrants"] = self._emigrants()
+        if checkpoint:
+            answer["state"] = self.search.state()
+        return answer
+
+    def _state(self) -> dict:
+        return {"state": self.search.state()}
+
+    # --- migration -----------------------------------------------------------------------------
+
+    def _emigrants(self) -> list:
+        """Half the population, drawn at random without replacement, as [text, fitness]."""
+        evolution = self.search.current.evolution
+        size = len(evolution.population)
+        chosen = sorted(self.search.rng.sample(range(size), size // 2))
+        return [[self.codec.format(evolution.population[i]), evolution.fitness[i]]
+                for i in chosen]
+
+    def _immigrate(self, immigrants: list):
+        """Immigrants replace the oldest individuals and join as the youngest.
+
+        Between generations slot 0 holds the oldest individual and the last slot the youngest
+        (azc.evolve), so the survivors move to the front and the immigrants fill the back.
+        """
+        evolution = self.search.current.evolution
+        arrived = [self.codec.parse(text) for text, _ in immigrants]
+        fitness = [float(f) for _, f in immigrants]
+        count = min(len(arrived), len(evolution.population))
+        evolution.restore(evolution.population[count:] + arrived[:count],
+                          evolution.fitness[count:] + fitness[:count])
+
+    def _report(self) -> dict:
+        current = self.search.current
+        scorer, evolution = current.scorer, current.evolution
+        stats = evolution.stats()
+        best = self.codec.format(evolution.population[stats.best_index])
+        functional = scorer.functional
+        answer = {
+            "experiment": self.experiment_index, "individuals": scorer.individuals,
+            "train_steps": scorer.train_steps, "mean": stats.mean, "stdev": stats.stdev,
+            "best": stats.best_fitness, "cache_hit_rate": round(scorer.hit_rate(), 4),
+            "fec_hit_rate": (round(functional.hits / max(functional.lookups, 1), 4)
+                             if functional else None),
+            "evaluations": scorer.evaluations, "budget_rejects": scorer.budget_rejects,
+            "hurdle_rejects": scorer.hurdle_rejects,
+        }
+        if best != self._last_best:
+            answer["best_program"] = self._last_best = best
+        return answer
