@@ -157,7 +157,9 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "de
 def evolve(
     experiment: Path = typer.Argument(None, help="Experiment file (TOML) [default: the demo]."),
     seed: int = typer.Option(None, help="Random seed [default: drawn, and recorded]."),
-    out_dir: Path = typer.Option(None, "--out", help="Run directory to record the run in."),
+    out_dir: Path = typer.Option(None, "--out",
+                                 help="Run directory [default: runs/<name>-<seed>-<time>]."),
+    no_save: bool = typer.Option(False, "--no-save", help="Write no run directory."),
     max_time: float = typer.Option(None, help="Stop after this many seconds (checkpointed)."),
     resume: Path = typer.Option(None, help="Continue the run recorded in this directory."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
@@ -179,7 +181,8 @@ def evolve(
             view = live.PlainView(out)
     monitors = [view] if view is not None else []
     with view if isinstance(view, live.LiveView) else _nothing():
-        summary = rundir.evolve(path, seed=seed, out=out_dir, resume=resume,
+        out_to = None if no_save else (out_dir or "auto")
+        summary = rundir.evolve(path, seed=seed, out=out_to, resume=resume,
                                 max_seconds=max_time or float("inf"), monitors=monitors,
                                 checkpoint_seconds=checkpoint_every, engine=engine)
     if as_json:
@@ -213,6 +216,8 @@ def _print_summary(summary: dict):
               f"{summary['individuals']:,} individuals in {summary['seconds']:.1f} s "
               f"({summary['individuals_per_second']:,.0f}/s), seed {summary['seed']}",
               highlight=False)
+    if summary.get("run_directory"):
+        out.print(f"run directory {escape(summary['run_directory'])}", highlight=False)
     if summary["best_program"] is None:
         return
     out.print(f"search fitness {summary['search_fitness']:.6f}, select fitness "

@@ -16,6 +16,7 @@ line in progress.jsonl; readers skip it. Nothing is pickled.
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from azc import __version__
@@ -133,8 +134,8 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
            monitors=(), checkpoint_seconds: float = 30.0, engine: str = "auto") -> dict:
     """Run (or resume) a search, recording it in a run directory; its summary.
 
-    Without `out` or `resume` nothing is written. A new run without a seed takes one from the
-    operating system and records it.
+    Without `out` or `resume` nothing is written; `out="auto"` makes runs/<name>-<seed>-<time>.
+    A new run without a seed takes one from the operating system and records it.
     """
     if resume is not None:
         rundir = RunDir(resume)
@@ -145,6 +146,8 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
     else:
         experiment = load_experiment(experiment_path)
         seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+        if out == "auto":
+            out = Path("runs") / f"{experiment.table.name}-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         rundir, state = (RunDir(out) if out is not None else None), None
         if rundir is not None:
             rundir.create(experiment, seed)
@@ -156,6 +159,7 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
         search.restore(state)
     log.info("search with seed %d", seed)
     summary = {"seed": seed, "experiment": experiment.table.name,
+               "run_directory": str(rundir.path) if rundir is not None else None,
                **search.run().summary()}
     if rundir is not None:
         rundir.finish(summary)

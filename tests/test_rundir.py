@@ -121,7 +121,8 @@ def test_ctrl_c_leaves_a_checkpoint_and_the_best_program(tmp_path):
     assert process.returncode in (0, 130)
 
 
-def test_cli_evolve_json_and_errors(tmp_path):
+def test_cli_evolve_json_and_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = tiny(tmp_path)
     runner = CliRunner()
     result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--json", "--engine",
@@ -131,16 +132,19 @@ def test_cli_evolve_json_and_errors(tmp_path):
     for key in ("search_fitness", "select_fitness", "final_fitness", "individuals", "seconds",
                 "individuals_per_second", "best_program"):
         assert key in summary
+    assert (tmp_path / summary["run_directory"] / "result.json").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text(TINY.replace("tournament_size = 4", "tournament_size = -1"))
     result = runner.invoke(app, ["evolve", str(bad)])
     assert result.exit_code == 2 and "tournament_size" in result.output
 
 
-def test_cli_plain_output_and_diff(tmp_path):
+def test_cli_plain_output_and_diff(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = tiny(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--engine", "reference"])
+    result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--engine", "reference",
+                                 "--no-save"])
     assert result.exit_code == 0 and "final fitness" in result.output
     a, b = tmp_path / "a.az", tmp_path / "b.az"
     a.write_text("def setup():\n    s2 = 0.5\n\ndef predict():\n    s1 = dot(v1, v0)\n\n"
