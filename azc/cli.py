@@ -165,9 +165,15 @@ def evolve(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     checkpoint_every: float = typer.Option(30.0, help="Seconds between checkpoints."),
     engine: str = typer.Option("auto", help="auto, interp, jit or reference."),
+    workers: int = typer.Option(None, min=1, help="Islands, each in its own process "
+                                                  "[default: this machine's cores]; 1: one "
+                                                  "population in this process."),
+    ray: str = typer.Option(None, help='Islands as Ray actors on the cluster at ADDRESS, or '
+                                       '"auto" (this machine\'s; needs pip install "azc[ray]").'),
 ):
     """Evolve an algorithm with regularized evolution (default: rediscover linear regression)."""
     from azc import live, rundir
+    from azc.islands import default_workers
 
     if experiment is not None and resume is not None:
         raise AzcError("give an experiment file or --resume, not both")
@@ -184,7 +190,9 @@ def evolve(
         out_to = None if no_save else (out_dir or "auto")
         summary = rundir.evolve(path, seed=seed, out=out_to, resume=resume,
                                 max_seconds=max_time or float("inf"), monitors=monitors,
-                                checkpoint_seconds=checkpoint_every, engine=engine)
+                                checkpoint_seconds=checkpoint_every, engine=engine,
+                                workers=workers or (None if ray else default_workers()),
+                                ray=ray)
     if as_json:
         typer.echo(json.dumps(summary))
     else:

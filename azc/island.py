@@ -27,7 +27,7 @@ from azc.experiment import Experiment, experiment_from
 from azc.ir import COMPONENTS, Program
 from azc.parse import parse
 from azc.printer import format_program
-from azc.search import Search
+from azc.search import Search, _without_cyclic_gc
 
 log = logging.getLogger("azc")
 
@@ -124,9 +124,10 @@ class Island:
             self._immigrate(immigrants)
 
         start = time.monotonic()
-        while (scorer.individuals < until and scorer.train_steps < max_train_steps
-               and time.monotonic() - start < seconds):
-            evolution.generation()
+        with _without_cyclic_gc():
+            while (scorer.individuals < until and scorer.train_steps < max_train_steps
+                   and time.monotonic() - start < seconds):
+                evolution.generation()
         answer = self._report()
         answer["done"] = scorer.train_steps >= max_train_steps
         answer["at_migration"] = scorer.individuals >= until

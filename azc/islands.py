@@ -508,6 +508,34 @@ class IslandSearch:
         self._states = dict(island_states) if self._resume else {}
 
 
+def island_search(experiment: Experiment, seed: int, *, workers: int | None = None,
+                  ray: str | None = None, state: dict | None = None,
+                  run: str | Path | None = None, **options) -> IslandSearch:
+    """The search of `azc evolve --workers N` / `--ray ADDRESS`, resumed from `run` if `state`.
+
+    Islands: the checkpoint's number, else `workers`, else the cores here (the cluster's CPUs
+    with Ray). One island per worker process or actor.
+    TODO: a resumed run rebuilds its islands' tasks from the run's copy of the experiment, so
+    data paths relative to the original experiment file do not resolve there.
+    """
+    transport = None
+    if ray is not None:
+        from azc.ray_islands import connect
+
+        cpus = connect(ray)
+        workers = workers or cpus
+    islands = state["islands"] if state else (workers or default_workers())
+    search = IslandSearch(experiment, seed, islands=islands, **options)
+    if ray is not None:
+        from azc.ray_islands import RayIslands
+
+        transport = RayIslands(islands, search.setup())
+    search.transport = transport
+    if state is not None:
+        search.restore(state, read_island_states(run) if run is not None else {})
+    return search
+
+
 def _rng_json(rng: random.Random) -> list:
     version, internal, gauss = rng.getstate()
     return [version, list(internal), gauss]

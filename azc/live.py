@@ -19,8 +19,17 @@ from azc.printer import format_program
 from azc.search import Monitor
 
 
+def _event(record: dict) -> str | None:
+    """The line for an event record (a restarted island), None for a progress report."""
+    if record.get("event") == "island_restarted":
+        return (f"island {record['island']} died; restarted from its checkpoint "
+                f"({record['resumed_individuals']:,} individuals)")
+    return "" if "event" in record else None
+
+
 def _line(record: dict) -> str:
-    return (f"exp={record['experiment']} indivs={record['individuals']} "
+    island = "" if record.get("island") is None else f"island={record['island']} "
+    return (f"{island}exp={record['experiment']} indivs={record['individuals']} "
             f"secs={record['seconds']:.1f} indivs/s={record['individuals_per_second']:.0f} "
             f"mean={record['mean']:.6f} stdev={record['stdev']:.6f} best={record['best']:.6f} "
             f"cache_hits={record['cache_hit_rate']:.1%}")
@@ -35,6 +44,11 @@ class PlainView(Monitor):
         self._last = -float("inf")
 
     def progress(self, record: dict):
+        event = _event(record)
+        if event is not None:
+            if event:
+                self.console.print(event, highlight=False)
+            return
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
@@ -57,6 +71,7 @@ class LiveView(Monitor):
                             TimeRemainingColumn(), console=console)
         self.task = self.bar.add_task("budget", total=budget, experiment=0)
         self.stats = Text("starting…")
+        self.islands: dict = {}  # island -> its latest progress report
         self.program = Text("")
         self.live = Live(self._render(), console=console, refresh_per_second=4,
                          transient=True)
@@ -73,12 +88,20 @@ class LiveView(Monitor):
                      title_align="left")
 
     def progress(self, record: dict):
+        event = _event(record)
+        if event is not None:
+            if event:
+                self.console.print(event, highlight=False)
+            return
         self.bar.update(self.task, completed=min(record["train_steps"], self.budget),
                         experiment=record["experiment"])
+        # With islands, one line per island (its latest report).
+        self.islands[record.get("island")] = record
+        lines = [f"{'' if i is None else f'island {i}: '}best {r['best']:.6f}  mean "
+                 f"{r['mean']:.6f}  stdev {r['stdev']:.6f}" for i, r in self.islands.items()]
         self.stats = Text(
             f"{record['individuals']:,} individuals, {record['individuals_per_second']:,.0f}/s, "
-            f"cache hits {record['cache_hit_rate']:.1%}\n"
-            f"best {record['best']:.6f}  mean {record['mean']:.6f}  stdev {record['stdev']:.6f}")
+            f"cache hits {record['cache_hit_rate']:.1%}\n" + "\n".join(lines))
         self.live.update(self._render())
 
     def improved(self, program, fitness, previous):
@@ -93,6 +116,7 @@ class LiveView(Monitor):
         self.live.update(self._render())
 
     def experiment_done(self, record: dict):
+        self.islands.clear()
         self.bar.reset(self.task, total=self.budget, experiment=record["experiment"] + 1)
         self.console.print(f"experiment {record['experiment']} done: search fitness "
                            f"{record['search_fitness']:.6f}, select fitness "

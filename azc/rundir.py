@@ -6,6 +6,8 @@
     best.az           the best program so far, as azc text: the current experiment's best
                       while it runs, the reported solution once the search ends
     checkpoint.json   the search state: population as azc text, fitnesses, random state
+    islands/island-N.json   with several islands (azc.islands): island N's own state, while
+                      checkpoint.json holds the driver's
     result.json       the outcome, once the search ends
 
 Every file but progress.jsonl is replaced atomically (temp file, fsync, os.replace), so a run
@@ -91,6 +93,11 @@ class RunDir(Monitor):
     def checkpoint(self, state: dict):
         write_atomic(self.path / "checkpoint.json", json.dumps(state))
 
+    def island_checkpoint(self, island: int, state: dict):
+        folder = self.path / "islands"
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / f"island-{island}.json", json.dumps(state))
+
     def improved(self, program, fitness, previous):
         write_atomic(self.path / "best.az", format_program(program))
 
@@ -131,11 +138,14 @@ def read_progress(path: str | Path) -> list[dict]:
 
 def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | Path | None = None,
            resume: str | Path | None = None, max_seconds: float = float("inf"),
-           monitors=(), checkpoint_seconds: float = 30.0, engine: str = "auto") -> dict:
+           monitors=(), checkpoint_seconds: float = 30.0, engine: str = "auto",
+           workers: int | None = 1, ray: str | None = None) -> dict:
     """Run (or resume) a search, recording it in a run directory; its summary.
 
     Without `out` or `resume` nothing is written; `out="auto"` makes runs/<name>-<seed>-<time>.
-    A new run without a seed takes one from the operating system and records it.
+    A new run without a seed takes one from the operating system and records it. `workers` > 1
+    or `ray` (a cluster address, or "auto") run islands (azc.islands); a resumed run goes on
+    the way it started.
     """
     if resume is not None:
         rundir = RunDir(resume)
@@ -153,10 +163,17 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
             rundir.create(experiment, seed)
 
     listeners = list(monitors) + ([rundir] if rundir is not None else [])
-    search = Search(experiment, seed, monitors=listeners, max_seconds=max_seconds,
-                    checkpoint_seconds=checkpoint_seconds, engine=engine)
-    if state is not None:
-        search.restore(state)
+    options = dict(monitors=listeners, max_seconds=max_seconds,
+                   checkpoint_seconds=checkpoint_seconds, engine=engine)
+    if (state or {}).get("islands") or (state is None and (ray or (workers or 1) > 1)):
+        from azc.islands import island_search
+
+        search = island_search(experiment, seed, workers=workers, ray=ray, state=state,
+                               run=rundir.path if rundir else None, **options)
+    else:
+        search = Search(experiment, seed, **options)
+        if state is not None:
+            search.restore(state)
     log.info("search with seed %d", seed)
     summary = {"seed": seed, "experiment": experiment.table.name,
                "run_directory": str(rundir.path) if rundir is not None else None,
