@@ -71,7 +71,7 @@ def program_key(records: np.ndarray, shape: Shape) -> str:
 class CompiledCache:
     """Per-program native code, least recently used first out."""
 
-    def __init__(self, size: int = CACHE_SIZE, speed: int | str = 1, codegen: int = 2):
+    def __init__(self, size: int = CACHE_SIZE, speed: int | str = "loops", codegen: int = 2):
         self.size, self.speed, self.codegen = size, speed, codegen
         self.entries: OrderedDict[str, tuple] = OrderedDict()  # key -> (library, pointers)
         self.compile_seconds: list[float] = []
