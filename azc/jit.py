@@ -103,7 +103,9 @@ def compile_ir(text: str, exports: list[str], *, speed: int | str = 2,
     """
     with _lock:
         machine, jit = _target()
-        module = llvm.parse_assembly(text)
+        # A context per module: constants interned in the global one would never be freed.
+        context = llvm.create_context()
+        module = llvm.parse_assembly(text, context)
         module.verify()
         if speed in _PIPELINES:
             passes, builder = _pipeline(speed, machine)
@@ -113,6 +115,7 @@ def compile_ir(text: str, exports: list[str], *, speed: int | str = 2,
             builder = llvm.create_pass_builder(machine, tuning)
             builder.getModulePassManager().run(module, builder)
         obj = _machine(codegen).emit_object(module)
+        del module
         library = (llvm.JITLibraryBuilder().add_object_img(obj).add_current_process())
         for name in exports:
             library.export_symbol(name)
