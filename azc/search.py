@@ -165,13 +165,13 @@ class Search:
                 if interrupted and self.current.champion is None:
                     break
                 self._end_experiment()
-        self.outcome.seconds = self.seconds()
-        self.outcome.individuals = self.individuals()
-        if self.stop_requested or (self._out_of_time() and not self._finished(table)):
-            self.outcome.interrupted = True
-        self._save_checkpoint()
-        if self.outcome.program is not None and self.experiment.final_tasks:
-            self.outcome.final_fitness = self._final_fitness(self.outcome.program)
+            self.outcome.seconds = self.seconds()
+            self.outcome.individuals = self.individuals()
+            if self.stop_requested or (self._out_of_time() and not self._finished(table)):
+                self.outcome.interrupted = True
+            self._save_checkpoint()
+            if self.outcome.program is not None and self.experiment.final_tasks:
+                self.outcome.final_fitness = self._final_fitness(self.outcome.program)
         return self.outcome
 
     def _finished(self, table) -> bool:

@@ -68,7 +68,7 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def _azc(*args):
-    command = [sys.executable, "-m", "azc.cli", "evolve", *map(str, args)]
+    command = [sys.executable, "-m", "azc.cli", "evolve", *map(str, args), "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
@@ -112,8 +112,10 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
 def test_ctrl_c_leaves_a_checkpoint_and_the_best_program(tmp_path):
     path = tiny(tmp_path)
     run = tmp_path / "c"
-    process = _azc(path, "--seed", 3, "--out", run, "--engine", "reference")
-    time.sleep(2.0)
+    process = _azc(path, "--seed", 3, "--out", run, "--engine", "reference",
+                   "--checkpoint-every", 0)
+    while not (run / "checkpoint.json").exists() and process.poll() is None:
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=120)
     _readable(run)
@@ -126,7 +128,7 @@ def test_cli_evolve_json_and_errors(tmp_path, monkeypatch):
     path = tiny(tmp_path)
     runner = CliRunner()
     result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--json", "--engine",
-                                 "reference"])
+                                 "reference", "--workers", "1"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     for key in ("search_fitness", "select_fitness", "final_fitness", "individuals", "seconds",
@@ -144,7 +146,7 @@ def test_cli_plain_output_and_diff(tmp_path, monkeypatch):
     path = tiny(tmp_path)
     runner = CliRunner()
     result = runner.invoke(app, ["evolve", str(path), "--seed", "2", "--engine", "reference",
-                                 "--no-save"])
+                                 "--no-save", "--workers", "1"])
     assert result.exit_code == 0 and "final fitness" in result.output
     a, b = tmp_path / "a.az", tmp_path / "b.az"
     a.write_text("def setup():\n    s2 = 0.5\n\ndef predict():\n    s1 = dot(v1, v0)\n\n"
