@@ -650,4 +650,7 @@ def _worker(pipe, island: int, setup: str):
             answer = worker.handle(message)
         except Exception:
             answer = json.dumps({"island": island, "error": traceback.format_exc()})
-        pipe.send_bytes(answer.encode())
+        try:
+            pipe.send_bytes(answer.encode())
+        except OSError:  # the driver is gone
+            return

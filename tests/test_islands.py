@@ -1,0 +1,185 @@
+"""The island model: migration, determinism, restarts of killed workers, run directories, CLI."""
+
+import json
+import os
+import random
+import signal
+
+import pytest
+from typer.testing import CliRunner
+
+from azc.cli import app
+from azc.experiment import load_experiment
+from azc.generator import Generator
+from azc.island import Island, ProgramCodec, experiment_from_text
+from azc.islands import IslandSearch, island_seeds, read_island_states
+from azc.mutator import Mutator
+from azc.parse import parse
+from azc.printer import format_program
+from azc.rundir import evolve, read_progress
+from azc.search import Monitor
+from tests.test_experiment import TINY
+
+ISLANDS = TINY.replace("[experiments]", "[islands]\nmigrate_every = 100\n"
+                                        "deterministic = true\n\n[experiments]")
+
+
+def experiment(text=ISLANDS, **changes):
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    return experiment_from_text(text)
+
+
+class Records(Monitor):
+    def __init__(self):
+        self.records, self.done = [], []
+
+    def progress(self, record):
+        self.records.append(record)
+
+    def experiment_done(self, record):
+        self.done.append(record)
+
+
+def test_program_codec_parses_like_the_parser():
+    exp = load_experiment("examples/experiments/demo.toml")
+    mutator = Mutator(exp.mutation, random.Random(0))
+    generator = Generator("random", exp.sizes, mutator)
+    codec = ProgramCodec()
+    programs = [generator.initial_program() for _ in range(30)]
+    programs += [mutator.mutate(p) for p in programs]
+    for program in programs:
+        text = format_program(program)
+        assert codec.parse(text) == parse(text) == program
+    assert len(codec._lines) < sum(len(c) for p in programs for c in p.components()) / 2
+    odd = "def learn():\n    s3 = s0 - s1\n\ndef setup():\n  s2 = 0.5\n"
+    assert codec.parse(odd) == parse(odd)
+
+
+def test_island_seeds_are_distinct_and_do_not_depend_on_the_count():
+    seeds = island_seeds(7, 4)
+    assert len(set(seeds)) == 4 and island_seeds(7, 2) == seeds[:2]
+    assert island_seeds(8, 2) != seeds[:2]
+
+
+def test_immigrants_replace_the_oldest_and_join_as_the_youngest():
+    island = Island(experiment(), 0, seed=1, engine="reference")
+    json.loads(island.handle(json.dumps({"command": "begin", "experiment": 0,
+                                         "task_seed": 3, "eval_seed": 4})))
+    evolution = island.search.current.evolution
+    before = list(evolution.population)
+    answer = json.loads(island.handle(json.dumps(
+        {"command": "evolve", "until": 20, "max_train_steps": 10**9, "seconds": 10.0,
+         "migrate_every": 20})))
+    assert answer["at_migration"] and len(answer["emigrants"]) == 10
+    for text, fitness in answer["emigrants"]:
+        assert parse(text) in evolution.population and fitness in evolution.fitness
+    assert evolution.population == before  # 20 individuals: the initial population only
+
+    newcomers = [[format_program(before[0]), 0.123]] * 3
+    young = evolution.population[3:]
+    island.handle(json.dumps({"command": "evolve", "until": 20, "max_train_steps": 10**9,
+                              "seconds": 10.0, "immigrants": newcomers}))
+    assert evolution.population == young + [before[0]] * 3
+    assert evolution.fitness[-3:] == [0.123] * 3
+
+
+def test_deterministic_islands_repeat_and_migrate():
+    runs = []
+    for _ in range(2):
+        records = Records()
+        search = IslandSearch(experiment(), 5, islands=2, engine="reference",
+                              monitors=[records])
+        runs.append((search.run().summary(), records))
+    (first, records), (second, _) = runs
+    assert first["best_program"] == second["best_program"]
+    assert first["select_fitness"] == second["select_fitness"]
+    assert first["islands"] == 2 and first["experiments"] == 2
+    assert {r["island"] for r in records.records} == {0, 1}
+    assert all(done["migrations"] > 0 for done in records.done)
+    # The shared budget: each island spends about half of each experiment's train steps.
+    assert max(r["train_steps"] for r in records.records) < 30_000 * 1.2
+
+
+def test_asynchronous_islands_solve_and_stop_on_sufficient_fitness():
+    exp = experiment(**{"deterministic = true": "deterministic = false",
+                        "max_experiments = 2": "max_experiments = 0\n"
+                                               "sufficient_fitness = 0.3"})
+    outcome = IslandSearch(exp, 2, islands=2, engine="reference").run()
+    assert outcome.solved and outcome.select_fitness > 0.3 and outcome.final_fitness
+
+
+class Killer(Monitor):
+    """Kills island 1's worker once it has reported twice (after a checkpoint)."""
+
+    def __init__(self):
+        self.search, self.reports, self.killed = None, 0, None
+
+    def progress(self, record):
+        if record.get("island") == 1 and "event" not in record and self.killed is None:
+            self.reports += 1
+            if self.reports == 2:
+                self.killed = record["island_individuals"]
+                os.kill(self.search.transport.pid(1), signal.SIGKILL)
+
+
+def test_a_killed_worker_is_restarted_from_its_checkpoint(tmp_path):
+    path = tmp_path / "islands.toml"
+    path.write_text(ISLANDS.replace("max_train_steps = 30_000", "max_train_steps = 200_000")
+                    .replace("max_experiments = 2", "max_experiments = 1"))
+    killer = Killer()
+    exp = load_experiment(path)
+    from azc.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.create(exp, 4)
+    search = IslandSearch(exp, 4, islands=2, engine="reference", checkpoint_seconds=0,
+                          progress_seconds=0.1, monitors=[killer, run])
+    killer.search = search
+    outcome = search.run()
+    assert killer.killed is not None
+    assert outcome.restarts == 1 and not outcome.interrupted and outcome.experiments == 1
+    records = read_progress(tmp_path / "run")
+    (restart,) = [r for r in records if r.get("event") == "island_restarted"]
+    assert restart["island"] == 1 and restart["resumed_individuals"] == killer.killed > 0
+    after = [r for r in records[records.index(restart):] if r.get("island") == 1
+             and "event" not in r]
+    assert after and after[0]["island_individuals"] >= killer.killed
+    assert set(read_island_states(tmp_path / "run")) == {0, 1}
+
+
+def test_run_directory_resume_and_cli(tmp_path):
+    path = tmp_path / "islands.toml"
+    path.write_text(ISLANDS)
+    first = evolve(path, seed=9, out=tmp_path / "a", engine="reference", workers=2,
+                   checkpoint_seconds=0, max_seconds=1.5)
+    states = read_island_states(tmp_path / "a")
+    checkpoint = json.loads((tmp_path / "a" / "checkpoint.json").read_text())
+    assert checkpoint["islands"] == 2
+    if first["interrupted"]:
+        assert set(states) == {0, 1}
+        assert all(state["experiment"]["population"] for state in states.values())
+    resumed = evolve(None, resume=tmp_path / "a", engine="reference")
+    assert resumed["islands"] == 2 and resumed["experiments"] == 2 and resumed["best_program"]
+    assert not resumed["interrupted"]
+
+    result = CliRunner().invoke(app, ["evolve", str(path), "--workers", "2", "--seed", "1",
+                                      "--json", "--no-save", "--engine", "reference"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["islands"] == 2 and summary["best_program"]
+
+
+def test_one_worker_is_the_single_population_path(tmp_path):
+    path = tmp_path / "islands.toml"
+    path.write_text(ISLANDS)
+    summary = evolve(path, seed=3, engine="reference", workers=1)
+    assert "islands" not in summary
+
+
+@pytest.mark.parametrize("bad", ["migrate_every = 0", "migrate_every = -5"])
+def test_bad_island_settings_name_the_key(tmp_path, bad):
+    path = tmp_path / "bad.toml"
+    path.write_text(ISLANDS.replace("migrate_every = 100", bad))
+    with pytest.raises(Exception, match="islands.migrate_every"):
+        load_experiment(path)
