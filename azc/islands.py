@@ -96,11 +96,17 @@ class _Current:
     index: int
     task_seed: int
     eval_seed: int
-    select_evaluator: object
+    make_select: object  # makes the select evaluator, when first needed (it compiles code)
     views: list
     checked_above: float = -math.inf
     champion: tuple | None = None
     migrations: int = 0
+    _select: object = None
+
+    def select_fitness(self, program) -> float:
+        if self._select is None:
+            self._select = self.make_select()
+        return float(self._select.fitness_batch([program])[0])
 
 
 @dataclass
@@ -184,14 +190,17 @@ class IslandSearch:
         index = self.outcome.experiments
         task_seed = saved["task_seed"] if saved else self.rng.getrandbits(32)
         eval_seed = saved["eval_seed"] if saved else self.rng.getrandbits(63)
-        # NOTE: the select evaluator as azc.search.Search._start_experiment makes it.
-        specs = exp.select_tasks
-        if table.experiments.randomize_task_seeds:
-            specs = randomize_seeds(specs, task_seed ^ 0x5E1EC7)
-        ops = sorted(set().union(*exp.mutation.ops) | self.generator.hand_written_ops())
-        select = make_evaluator(make_collection(specs), exp.memory,
-                                max_abs_error=table.evolution.max_abs_error, seed=eval_seed,
-                                engine=self.engine, ops=ops)
+
+        def select():
+            # NOTE: the select evaluator as azc.search.Search._start_experiment makes it.
+            specs = exp.select_tasks
+            if table.experiments.randomize_task_seeds:
+                specs = randomize_seeds(specs, task_seed ^ 0x5E1EC7)
+            ops = sorted(set().union(*exp.mutation.ops) | self.generator.hand_written_ops())
+            return make_evaluator(make_collection(specs), exp.memory,
+                                  max_abs_error=table.evolution.max_abs_error, seed=eval_seed,
+                                  engine=self.engine, ops=ops)
+
         until = saved["until"] if saved else [self._migrate_every()] * self.islands
         views = [_IslandView(until=until[i]) for i in range(self.islands)]
         self.current = _Current(index, task_seed, eval_seed, select, views)
@@ -332,7 +341,7 @@ class IslandSearch:
             return
         current.checked_above = fitness
         program = self.codec.parse(view.best)
-        select_fitness = float(current.select_evaluator.fitness_batch([program])[0])
+        select_fitness = current.select_fitness(program)
         log.info("early select (island %d): search %.6f, select %.6f", island, fitness,
                  select_fitness)
         if select_fitness > table.sufficient_fitness:
@@ -355,7 +364,7 @@ class IslandSearch:
         else:
             _, view = self._best_island()
             program, search_fitness = self.codec.parse(view.best), view.report["best"]
-            select_fitness = float(current.select_evaluator.fitness_batch([program])[0])
+            select_fitness = current.select_fitness(program)
         out = self.outcome
         out.experiments += 1
         if select_fitness >= out.select_fitness:
