@@ -21,29 +21,25 @@ By default migration is asynchronous: an island takes whatever the others sent l
 and decisions (early select, the end of an experiment) are taken only there, so a seed gives
 one result whether the islands run in processes or as Ray actors.
 
-Islands run behind a transport: worker processes here (ProcessIslands), Ray actors in
-azc.ray_islands. Messages are JSON text. An island whose process dies is restarted from its
+Islands run behind a transport: worker processes (azc.process_islands) or Ray actors
+(azc.ray_islands). Messages are JSON text. An island whose process dies is restarted from its
 last checkpoint (asked for every `checkpoint_seconds`), and the progress log records it.
 """
 
 import json
 import logging
 import math
-import multiprocessing
 import os
 import random
-import signal
 import time
-import traceback
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 import numpy as np
 
 from azc.experiment import Experiment
 from azc.generator import Generator
-from azc.island import Island, ProgramCodec, experiment_from_text
+from azc.island import ProgramCodec
 from azc.printer import format_program
 from azc.search import Outcome, _stop_on_sigint, make_evaluator
 from azc.taskfile import make_collection
@@ -152,6 +148,8 @@ class IslandSearch:
         """Experiments until solved, out of experiments or out of time; then final tasks."""
         table = self.experiment.table.experiments
         if self.transport is None:
+            from azc.process_islands import ProcessIslands
+
             self.transport = ProcessIslands(self.islands, self.setup())
         with _stop_on_sigint(self):
             try:
@@ -562,104 +560,3 @@ def read_island_states(run: str | Path) -> dict[int, dict]:
         state = json.loads(path.read_text(encoding="utf-8"))
         states[state["island"]] = state
     return states
-
-
-# --- worker processes ----------------------------------------------------------------------------
-
-
-class ProcessIslands:
-    """Islands in worker processes on this machine; JSON text over pipes, nothing pickled.
-
-    Workers are spawned (not forked): the driver may hold threads and compiled code.
-    """
-
-    def __init__(self, count: int, setup: dict):
-        self.context = multiprocessing.get_context("spawn")
-        self.setup = json.dumps(setup)
-        self.processes = [None] * count
-        self.pipes = [None] * count
-        self.busy = [False] * count
-        self.lost: set[int] = set()  # died while idle: reported by the next wait
-
-    def start(self, island: int):
-        """Start (or restart) the island's worker process."""
-        self._stop(island)
-        parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(child, island, self.setup),
-                                       name=f"azc-island-{island}", daemon=True)
-        process.start()
-        child.close()
-        self.processes[island], self.pipes[island] = process, parent
-        self.lost.discard(island)
-
-    def pid(self, island: int) -> int:
-        return self.processes[island].pid
-
-    def send(self, island: int, message: str):
-        self.busy[island] = True
-        try:
-            self.pipes[island].send_bytes(message.encode())
-        except OSError:  # the worker is gone: its death is reported by the next wait
-            self.lost.add(island)
-
-    def wait(self, timeout: float) -> list[tuple[int, str | None]]:
-        """Answers that arrived (island, text), or (island, None) for a dead worker."""
-        busy = [i for i, b in enumerate(self.busy) if b]
-        answers = [(i, None) for i in busy if i in self.lost]
-        if answers:
-            for island, _ in answers:
-                self.busy[island] = False
-            return answers
-        handles = [self.pipes[i] for i in busy] + [self.processes[i].sentinel for i in busy]
-        ready = set(wait_for(handles, timeout)) if handles else set()
-        for island in busy:
-            pipe, process = self.pipes[island], self.processes[island]
-            if pipe in ready or process.sentinel in ready:
-                try:
-                    answers.append((island, pipe.recv_bytes().decode()))
-                except (EOFError, OSError):
-                    answers.append((island, None))
-                self.busy[island] = False
-        return answers
-
-    def _stop(self, island: int):
-        process = self.processes[island]
-        if process is None:
-            return
-        try:
-            self.pipes[island].send_bytes(b'{"command": "stop"}')
-        except OSError:
-            pass
-        process.join(timeout=5)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        self.pipes[island].close()
-        self.processes[island] = None
-
-    def close(self):
-        for island in range(len(self.processes)):
-            self._stop(island)
-
-
-def _worker(pipe, island: int, setup: str):
-    """A worker process: one island, answering commands until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
-    setup = json.loads(setup)
-    experiment = experiment_from_text(setup["experiment"], setup["path"])
-    worker = Island(experiment, island, setup["seeds"][island], setup["engine"])
-    while True:
-        try:
-            message = pipe.recv_bytes().decode()
-        except (EOFError, OSError):
-            return
-        if json.loads(message)["command"] == "stop":
-            return
-        try:
-            answer = worker.handle(message)
-        except Exception:
-            answer = json.dumps({"island": island, "error": traceback.format_exc()})
-        try:
-            pipe.send_bytes(answer.encode())
-        except OSError:  # the driver is gone
-            return
