@@ -48,6 +48,7 @@ from azc.tasks import randomize_seeds
 log = logging.getLogger("azc")
 
 REPORT_SECONDS = 1.0  # an island answers at least this often, for progress and stops
+MAX_RESTARTS = 3  # an island dying more often than this in a row, without a report, ends the run
 
 
 def default_workers() -> int:
@@ -134,6 +135,7 @@ class IslandSearch:
         self._individuals_before = 0
         self._best_search: tuple | None = None  # (text, fitness) shown to monitors
         self._states: dict[int, dict] = {}  # island -> its latest checkpoint
+        self._failures: dict[int, int] = {}  # island -> deaths since its last report
         self._resume: dict | None = None
 
     def setup(self) -> dict:
@@ -287,6 +289,7 @@ class IslandSearch:
         """Record an island's report: progress, a better best program, a checkpoint."""
         view = self.current.views[island]
         view.report = answer
+        self._failures[island] = 0
         if "best_program" in answer:
             view.best = answer["best_program"]
         if "state" in answer:
@@ -391,6 +394,10 @@ class IslandSearch:
 
     def _restart(self, island: int):
         """A dead island: a new worker, restored from the island's last checkpoint."""
+        self._failures[island] = self._failures.get(island, 0) + 1
+        if self._failures[island] > MAX_RESTARTS:
+            raise RuntimeError(f"island {island} died {MAX_RESTARTS + 1} times in a row "
+                               "without a report: giving up")
         state = self._states.get(island)
         saved = (state or {}).get("experiment") or {}
         resumed = (saved.get("scorer", {}).get("individuals", 0)

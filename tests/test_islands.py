@@ -183,3 +183,35 @@ def test_bad_island_settings_name_the_key(tmp_path, bad):
     path.write_text(ISLANDS.replace("migrate_every = 100", bad))
     with pytest.raises(Exception, match="islands.migrate_every"):
         load_experiment(path)
+
+
+class DyingTransport:
+    """A transport whose island 1 dies whenever it is asked anything."""
+
+    def __init__(self, real):
+        self.real, self.starts = real, 0
+
+    def start(self, island):
+        self.starts += island == 1
+        self.real.start(island)
+
+    def send(self, island, message):
+        if island == 1:
+            os.kill(self.real.pid(1), signal.SIGKILL)
+        self.real.send(island, message)
+
+    def wait(self, timeout):
+        return self.real.wait(timeout)
+
+    def close(self):
+        self.real.close()
+
+
+def test_an_island_that_keeps_dying_ends_the_run():
+    from azc.process_islands import ProcessIslands
+
+    search = IslandSearch(experiment(), 5, islands=2, engine="reference")
+    search.transport = DyingTransport(ProcessIslands(2, search.setup()))
+    with pytest.raises(RuntimeError, match="island 1 died 4 times"):
+        search.run()
+    assert search.transport.starts == 4
