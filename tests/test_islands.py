@@ -215,3 +215,31 @@ def test_an_island_that_keeps_dying_ends_the_run():
     with pytest.raises(RuntimeError, match="island 1 died 4 times"):
         search.run()
     assert search.transport.starts == 4
+
+
+def test_live_and_plain_views_show_every_island_and_restarts():
+    import io
+
+    from rich.console import Console
+
+    from azc.live import LiveView, PlainView
+
+    record = {"experiment": 0, "individuals": 10, "seconds": 1.0, "individuals_per_second": 10.0,
+              "train_steps": 5, "mean": 0.1, "stdev": 0.0, "best": 0.5, "cache_hit_rate": 0.0}
+    restart = {"event": "island_restarted", "island": 1, "experiment": 0, "individuals": 10,
+               "seconds": 1.0, "resumed_individuals": 7}
+    text = io.StringIO()
+    view = LiveView(Console(file=text, force_terminal=True, width=100), budget=100)
+    with view:
+        view.progress({**record, "island": 0})
+        view.progress({**record, "island": 1, "best": 0.25})
+        view.progress(restart)
+    assert "island 0: best 0.500000" in view.stats.plain
+    assert "island 1: best 0.250000" in view.stats.plain
+    assert "island 1 died; restarted from its checkpoint (7 individuals)" in text.getvalue()
+
+    text = io.StringIO()
+    plain = PlainView(Console(file=text, width=200), every_seconds=0)
+    plain.progress({**record, "island": 1})
+    plain.progress(restart)
+    assert "island=1 exp=0" in text.getvalue() and "island 1 died" in text.getvalue()
