@@ -11,13 +11,15 @@ reports it, start-up included (worker processes, compiling evaluators); `speedup
 ratio, `speedup_after_start_up` the ratio from each run's first progress report on.
 
 Figures taken while other work loads the machine are noisy: run it on a quiet one (the load
-average at the end is printed).
+average at the end is printed). The CPU seconds each run got, and its individuals per CPU
+second, tell a busy machine (fewer CPU seconds than workers x wall time) from a slow search.
 """
 
 import argparse
 import json
 import os
 import re
+import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -52,8 +54,10 @@ def endless(experiment: Path, folder: Path) -> Path:
 def measure(experiment: Path, workers: int, seconds: float, seed: int) -> dict:
     """The search's throughput over `seconds` of wall time on `workers` processes."""
     start = FirstReport()
+    cpu = _cpu_seconds()
     summary = evolve(experiment, seed=seed, max_seconds=seconds, workers=workers,
                      monitors=[start])
+    cpu = _cpu_seconds() - cpu
     first = start.first or {"individuals": 0, "seconds": 0.0}
     steady = ((summary["individuals"] - first["individuals"])
               / max(summary["seconds"] - first["seconds"], 1e-9))
@@ -61,7 +65,15 @@ def measure(experiment: Path, workers: int, seconds: float, seed: int) -> dict:
             "seconds": summary["seconds"],
             "individuals_per_second": summary["individuals_per_second"],
             "after_start_up": round(steady, 1), "start_up_seconds": first["seconds"],
-            "experiments": summary["experiments"]}
+            "experiments": summary["experiments"], "cpu_seconds": round(cpu, 1),
+            "individuals_per_cpu_second": round(summary["individuals"] / max(cpu, 1e-9), 1)}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main():
@@ -91,7 +103,8 @@ def main():
         print(f"{run['workers']:>3} worker(s): {run['individuals']:>10,} individuals in "
               f"{run['seconds']:6.1f} s = {run['individuals_per_second']:>9,.0f}/s "
               f"({run['after_start_up']:,.0f}/s after {run['start_up_seconds']:.1f} s of "
-              "start-up)")
+              f"start-up; {run['cpu_seconds']:.0f} CPU s, "
+              f"{run['individuals_per_cpu_second']:,.0f}/CPU s)")
     print(f"speedup {speedup:.2f}x on {args.workers} workers ({steady:.2f}x after start-up); "
           f"load average {result['load_average']:.1f}")
 
