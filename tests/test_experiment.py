@@ -129,3 +129,46 @@ def test_missing_search_tasks_and_bad_task_tables(tmp_path):
     assert "search_tasks" in rejected(tmp_path, head)
     message = rejected(tmp_path, TINY.replace('kind = "linear"', 'kind = "linearr"', 1))
     assert "search_tasks[0].kind" in message
+
+
+def test_linear_preset_matches_run_integration_test_linear_sh():
+    # Reference §15.3: every field the original's script sets, as azc reads it.
+    linear = load_experiment(EXPERIMENTS / "linear.toml")
+    table = linear.table
+    assert (table.evolution.population_size, table.evolution.tournament_size) == (1000, 10)
+    assert table.evolution.initial_population == "random"
+    assert table.evolution.mutations == ["alter_param", "randomize_instruction",
+                                         "randomize_component_function"]
+    assert table.evolution.mutate_prob == pytest.approx(0.9)
+    assert table.evolution.max_train_steps == 100_000_000
+    assert str(linear.memory) == "4/3/1" and linear.sizes == (5, 1, 4)
+    names = [[op_named(n).id for n in ops] for ops in (
+        ["SCALAR_CONST_SET"], ["VECTOR_INNER_PRODUCT"],
+        ["SCALAR_DIFF", "SCALAR_PRODUCT", "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM"])]
+    assert [list(c) for c in linear.mutation.ops] == names
+    assert linear.mutation.max_sizes == (0, 0, 0)
+    assert (table.fec.train, table.fec.valid) == (10, 10) and table.train_budget is None
+    search, select, final = linear.search_tasks[0], linear.select_tasks[0], linear.final_tasks[0]
+    assert (search.kind, search.num_tasks, search.features_size, search.num_train_examples,
+            search.num_valid_examples, search.data_seeds) == ("linear", 10, 4, 100, 100, ())
+    assert (select.num_tasks, select.num_train_examples, select.num_valid_examples) == (
+        100, 10_000, 100)
+    assert final == select and table.experiments.max_experiments == 1
+
+
+def test_linear_preset_search_tasks_reward_the_linear_regressor():
+    # The preset's search tasks can be solved: SGD linear regression with a fitting learning
+    # rate scores ~1, predicting 0 scores far less, on the reference and the default engine.
+    from azc.generator import linear_program, noop_program, pad
+    from azc.reference import ReferenceEvaluator
+    from azc.search import make_evaluator
+    from azc.taskfile import make_collection
+
+    linear = load_experiment(EXPERIMENTS / "linear.toml")
+    tasks = make_collection(linear.search_tasks)
+    programs = [pad(linear_program(rate), linear.sizes) for rate in (0.1, 0.2)]
+    programs.append(noop_program(linear.sizes))
+    reference = ReferenceEvaluator(tasks, linear.memory).fitness_batch(programs)
+    default = make_evaluator(tasks, linear.memory).fitness_batch(programs)
+    assert list(default) == pytest.approx(list(reference), abs=1e-12)
+    assert min(reference[:2]) > 0.9995 and reference[2] < 0.5
