@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from azc.ops import OPS, S, V, M
+from azc.ops import OPS, M, S, V
 
 COMPONENTS = ("setup", "predict", "learn")
 
@@ -34,7 +34,8 @@ class Instruction(NamedTuple):
 
     def reads(self) -> tuple[tuple[str, int], ...]:
         """(kind, address) pairs read by this instruction."""
-        return tuple(zip(self.spec.ins, (self.in1, self.in2)))
+        # an op reads as many of (in1, in2) as it has input kinds
+        return tuple(zip(self.spec.ins, (self.in1, self.in2)[: self.spec.arity], strict=True))
 
     def writes(self) -> tuple[str, int] | None:
         """(kind, address) written, or None for the no-op."""

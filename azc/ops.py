@@ -16,8 +16,8 @@ import ctypes
 import ctypes.util
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
