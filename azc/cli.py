@@ -18,7 +18,7 @@ from rich.table import Table
 
 from azc.errors import AzcError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Evolve machine-learning algorithms from scratch (AutoML-Zero).")
 err = Console(stderr=True)
 out = Console()
