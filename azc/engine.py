@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from azc import rng
-from azc.engine_pack import Packed, pack, program_arrays
+from azc.engine_pack import Packed, RecordCache, pack, program_arrays
 from azc.engine_tier1 import CTX_SLOTS, RECORD, Group, Kernel, Shape
 from azc.engine_tier2 import CompiledCache
 from azc.errors import ConfigError
@@ -49,6 +49,8 @@ class Fingerprints:
 
 _KERNELS: dict[Shape, Kernel] = {}
 _COMPILED = CompiledCache()
+_RECORDS: dict[tuple, RecordCache] = {}  # per (memory, F, ops): shared by an experiment's
+# evaluators, so a batch fingerprinted and then evaluated is decoded once
 L1_BYTES = 24 * 1024  # lockstep memory per block: within a typical 32-48 KB L1 data cache
 # Engine "auto" compiles a program when the tier-1 time it saves exceeds its compile time.
 # NOTE: measured with bench/throughput.py (live instructions only): tier 2 runs paper-scale
@@ -172,6 +174,12 @@ class NativeEvaluator:
     def pack(self, programs, memory: MemoryShape | None = None) -> Packed:
         """Check and pack Program objects for this evaluator."""
         memory = memory or self._memory_for(programs)
+        if self.fixed_ops:
+            key = (memory, self.F, self.ops)
+            cache = _RECORDS.get(key)
+            if cache is None:
+                cache = _RECORDS[key] = RecordCache(memory, self.F, self.ops)
+            return cache.pack(programs)
         codes, data, lengths = program_arrays(programs)
         if not self.fixed_ops:
             used = {o for o in np.unique(codes[:, 0]).tolist() if 0 < o < len(OPS)}
@@ -213,12 +221,21 @@ class NativeEvaluator:
         """
         if self.engine != "auto":
             return self.engine == "jit"
+        # Live code is at most all code: most batches need no pruned sample to decide.
+        longest = int((packed.offsets[:4, 3] - packed.offsets[:4, 0]).max())
+        if longest * self._seconds_saved_per_instruction() <= COMPILE_SECONDS:
+            return False
         sample = [kernel.prune(packed.records[o[0]:o[3]], o)[1] for o in packed.offsets[:4]]
         lengths = np.diff(np.array(sample), axis=1).mean(axis=0)  # setup, predict, learn
         steps = sum((g.train_steps * (lengths[1] + lengths[2]) + g.valid_steps * lengths[1])
                     * len(g.tasks) for g in self.groups)
         saved = steps * SECONDS_PER_LANE_STEP * self.F * (1 - 1 / JIT_SPEEDUP)
         return saved > COMPILE_SECONDS
+
+    def _seconds_saved_per_instruction(self) -> float:
+        """An upper bound of the tier-2 time saved per live instruction of a program."""
+        steps = sum((g.train_steps + g.valid_steps) * len(g.tasks) for g in self.groups)
+        return steps * SECONDS_PER_LANE_STEP * self.F * (1 - 1 / JIT_SPEEDUP)
 
     def combined(self, task_fitness: np.ndarray) -> np.ndarray:
         """Combine per-task fitness rows exactly as fitness.combine_fitnesses does."""

@@ -8,6 +8,7 @@ so whatever the program, generated code never reads or writes outside its memory
 program is an AzcError naming it. Everything is vectorized over the batch.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,14 @@ class Packed:
         return len(self.offsets)
 
 
+def instruction_key(instruction):
+    """A dict key telling instructions apart bit for bit: `==` takes constant -0.0 for 0.0."""
+    data = instruction.data
+    if data and 0.0 in data:
+        return instruction, tuple(math.copysign(1.0, x) for x in data)
+    return instruction
+
+
 class _InstructionRows:
     """Each distinct instruction's codes and data row, made once: children share most of their
     instructions with their parents, and a dict lookup is cheaper than converting them again."""
@@ -81,7 +90,7 @@ class _InstructionRows:
         if len(self.index) + len(instructions) > self.LIMIT:
             self.__init__()
         get = self.index.get
-        rows = [get(i) for i in instructions]
+        rows = [get(instruction_key(i)) for i in instructions]
         if None in rows:
             for k, instruction in enumerate(instructions):
                 if rows[k] is None:
@@ -89,9 +98,10 @@ class _InstructionRows:
         return np.array(rows, dtype=np.int64)
 
     def _add(self, instruction) -> int:
-        row = self.index.get(instruction)
+        key = instruction_key(instruction)
+        row = self.index.get(key)
         if row is None:
-            row = self.index[instruction] = len(self.index)
+            row = self.index[key] = len(self.index)
             if row == len(self.codes):
                 self.codes = np.concatenate([self.codes, np.zeros_like(self.codes)])
                 self.data = np.concatenate([self.data, np.zeros_like(self.data)])
@@ -110,6 +120,74 @@ def program_arrays(programs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lengths = np.array([(len(p.setup), len(p.predict), len(p.learn)) for p in programs],
                        dtype=np.int64).reshape(-1, 3)
     return _ROWS.codes[rows], _ROWS.data[rows], lengths
+
+
+class RecordCache:
+    """Packing of Program objects for one (memory, F, allowed ops), remembered per component.
+
+    Evolution packs the same components again and again: a child shares the component tuples
+    its mutation did not touch, and most instructions of the one it did. So each instruction is
+    checked and decoded once (by `pack`), each component tuple becomes a list of rows of that
+    table once, and packing a batch is list concatenation plus one gather.
+    """
+
+    LIMIT = 1 << 16  # components remembered (and instructions decoded) before starting afresh
+
+    def __init__(self, memory: MemoryShape, F: int, allowed=None):
+        self.memory, self.F, self.allowed = memory, F, allowed
+        self.table = np.zeros((1024, RECORD), dtype=np.int64)
+        self.rows: dict = {}  # instruction_key -> row of `table`, or None for the no-op
+        self.used = 0  # rows of `table` filled
+        self.components: dict = {}  # id(component) -> (component, its rows)
+
+    def pack(self, programs) -> Packed:
+        """Same as pack(*program_arrays(programs), memory, F, allowed); AzcError alike."""
+        if len(self.components) > self.LIMIT or len(self.rows) > self.LIMIT:
+            self.__init__(self.memory, self.F, self.allowed)
+        get = self.components.get
+        rows, offsets = [], []
+        for program in programs:
+            offsets.append(len(rows))
+            for component in (program.setup, program.predict, program.learn):
+                entry = get(id(component))
+                if entry is None or entry[0] is not component:
+                    entry = self._add(component, programs)
+                rows += entry[1]
+                offsets.append(len(rows))
+        offsets = np.array(offsets, dtype=np.int64).reshape(-1, 4)
+        return Packed(self.table[np.array(rows, dtype=np.int64)], offsets)
+
+    def _add(self, component, programs) -> tuple:
+        known = self.rows
+        new = [i for i in component if instruction_key(i) not in known]
+        if new:
+            self._decode(list(dict.fromkeys(new)), programs)
+        entry = (component, [r for r in (known[instruction_key(i)] for i in component)
+                             if r is not None])
+        self.components[id(component)] = entry  # keeps `component` alive, so ids stay unique
+        return entry
+
+    def _decode(self, instructions, programs):
+        """Check and decode new instructions into table rows (no-ops get none)."""
+        codes = np.array([i[:4] for i in instructions], dtype=np.int64)
+        data = np.zeros((len(instructions), 3))
+        for k, instruction in enumerate(instructions):
+            data[k, :len(instruction.data)] = instruction.data
+        try:
+            packed = pack(codes, data, [[len(instructions), 0, 0]], self.memory, self.F,
+                          self.allowed)
+        except AzcError:  # name the program at fault, as packing the batch would
+            pack(*program_arrays(programs), self.memory, self.F, self.allowed)
+            raise
+        start = self.used
+        while start + len(packed.records) > len(self.table):
+            self.table = np.concatenate([self.table, np.zeros_like(self.table)])
+        self.table[start:start + len(packed.records)] = packed.records
+        for instruction in instructions:
+            row = None
+            if instruction.op != 0:
+                row, self.used = self.used, self.used + 1
+            self.rows[instruction_key(instruction)] = row
 
 
 def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Packed:

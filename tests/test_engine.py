@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from azc.engine import make_evaluator, pack, program_arrays
+from azc.engine_pack import RecordCache
 from azc.errors import AzcError
 from azc.ir import Instruction, MemoryShape, Program
 from azc.ops import OPS, draw_data
@@ -124,6 +125,34 @@ def test_pack_rejects_out_of_range_programs():
             pack(*program_arrays([program]), MEMORY, 4)
     with pytest.raises(AzcError, match="unknown op"):
         pack(np.array([[70, 0, 0, 0]]), np.zeros((1, 3)), np.array([[1, 0, 0]]), MEMORY, 4)
+
+
+def test_record_cache_packs_as_pack_does():
+    rand = random.Random(5)
+    ops = [op.id for op in OPS]
+    cache = RecordCache(MEMORY, 4, ops)
+    programs = [random_program(rand) for _ in range(20)]
+    for _ in range(3):  # children share component tuples and instructions with parents
+        programs += [p.replace(learn=p.learn[1:]) for p in programs[-20:]]
+        packed = cache.pack(programs[-25:])
+        expected = pack(*program_arrays(programs[-25:]), MEMORY, 4, ops)
+        assert np.array_equal(packed.records, expected.records)
+        assert np.array_equal(packed.offsets, expected.offsets)
+
+
+def test_record_cache_tells_negative_zero_from_zero():
+    plus, minus = (Program(setup=(Instruction(56, 2, data=(x,)),)) for x in (0.0, -0.0))
+    records = RecordCache(MEMORY, 4).pack([plus, minus]).records
+    assert records[0, 6] == np.float64(0.0).view(np.int64)
+    assert records[1, 6] == np.float64(-0.0).view(np.int64)
+    data = program_arrays([plus, minus])[1]
+    assert list(np.signbit(data[:, 0])) == [False, True]
+
+
+def test_record_cache_names_the_program_at_fault():
+    good, bad = LINEAR, Program(predict=(Instruction(1, 9, 0, 0),))
+    with pytest.raises(AzcError, match="program 1"):
+        RecordCache(MEMORY, 4).pack([good, bad])
 
 
 @pytest.mark.parametrize("F", [2, 8, 32])
