@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from azc.errors import AzcError
 from azc.experiment import Experiment
 from azc.generator import Generator
 from azc.island import ProgramCodec
@@ -208,6 +209,11 @@ class IslandSearch:
             self.current.checked_above = (-math.inf if saved["checked_above"] is None
                                           else saved["checked_above"])
             self.current.migrations = saved["migrations"]
+            # The islands' checkpointed counts, so the run's total goes on from where it was
+            # before the first report after a resume.
+            for island, view in enumerate(views):
+                view.report = {"individuals": _island_individuals(self._states.get(island),
+                                                                  index) or 0}
         self._best_search = None
         log.info("experiment %d: task seed %d, %d islands", index, task_seed, self.islands)
         for island in range(self.islands):
@@ -413,6 +419,9 @@ class IslandSearch:
         view = self.current.views[island]
         view.waiting = view.done = False
         view.emigrants = []
+        # NOTE: the individuals evaluated since the checkpoint were spent; keeping them in
+        # the run's total means the count never goes backwards.
+        self._individuals_before += max(view.report.get("individuals", 0) - resumed, 0)
         view.report = {**view.report, "individuals": resumed}
         self.transport.start(island)
         self._begin(island)
@@ -500,6 +509,9 @@ class IslandSearch:
                 "checked_above": (current.checked_above if math.isfinite(current.checked_above)
                                   else None),
                 "until": [view.until for view in current.views],
+                "island_individuals": [_island_individuals(self._states.get(island),
+                                                           current.index)
+                                       for island in range(self.islands)],
             }
         return state
 
@@ -520,6 +532,26 @@ class IslandSearch:
             out.select_fitness = saved["select_fitness"]
         self._resume = state["experiment"]
         self._states = dict(island_states) if self._resume else {}
+        if self._resume:
+            self._check_island_states()
+
+    def _check_island_states(self):
+        """Refuse to resume when an island's checkpoint the driver counted on is gone."""
+        index = self._resume["index"]
+        counted = self._resume.get("island_individuals")
+        for island in range(self.islands):
+            found = _island_individuals(self._states.get(island), index)
+            name = f"islands/island-{island}.json"
+            if counted is not None and counted[island] is not None and found is None:
+                raise AzcError(f"{name}: missing or of an earlier experiment, though the run's "
+                               f"checkpoint counts {counted[island]:,} individuals of island "
+                               f"{island} in experiment {index}: its population is lost. Restore "
+                               "the file, or start a new run")
+            if counted is None and found is None:
+                # NOTE: checkpoints written before island_individuals existed cannot tell a
+                # lost island from one that had not checkpointed yet: go on, but say so.
+                log.warning("%s: no checkpoint of experiment %d; island %d starts that "
+                            "experiment again", name, index, island)
 
 
 def island_search(experiment: Experiment, seed: int, *, workers: int | None = None,
@@ -560,10 +592,22 @@ def _rng_state(value: list) -> tuple:
     return (version, tuple(internal), gauss)
 
 
+def _island_individuals(state: dict | None, index: int) -> int | None:
+    """Individuals in an island's checkpoint of experiment `index`; None if it holds none."""
+    saved = (state or {}).get("experiment") or {}
+    if saved.get("index") != index:
+        return None
+    return saved.get("scorer", {}).get("individuals", 0)
+
+
 def read_island_states(run: str | Path) -> dict[int, dict]:
     """The islands' checkpoints in a run directory (islands/island-N.json), by island."""
     states = {}
     for path in sorted(Path(run, "islands").glob("island-*.json")):
-        state = json.loads(path.read_text(encoding="utf-8"))
-        states[state["island"]] = state
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            states[state["island"]] = state
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise AzcError(f"{path}: damaged ({error}); the run cannot be resumed from it. "
+                           "Restore the file, or start a new run") from None
     return states

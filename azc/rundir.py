@@ -55,8 +55,14 @@ class RunDir(Monitor):
         if (self.path / "run.json").exists():
             raise AzcError(f"{self.path} already holds a run; resume it with --resume "
                            f"{self.path}, or choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path / "experiment.toml", experiment.text)
+        if self.path.exists() and not self.path.is_dir():
+            raise AzcError(f"--out {self.path}: is a file, not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path / "experiment.toml", experiment.text)
+        except OSError as error:
+            raise AzcError(f"--out {self.path}: cannot create the run directory: "
+                           f"{error.strerror or error}") from None
         source = os.path.abspath(experiment.path) if experiment.path else None
         write_atomic(self.path / "run.json", json.dumps(
             {"seed": seed, "experiment": source, "azc": __version__}, indent=1) + "\n")
@@ -66,17 +72,30 @@ class RunDir(Monitor):
         run = self.path / "run.json"
         if not run.exists():
             raise AzcError(f"{self.path}: not a run directory (no run.json)")
-        meta = json.loads(run.read_text(encoding="utf-8"))
+        meta = read_json(run)
+        if not isinstance(meta, dict) or not isinstance(meta.get("seed"), int):
+            raise AzcError(f"{run}: not a run.json azc wrote (no seed); the run cannot be resumed")
         experiment = experiment_from(read_toml(self.path / "experiment.toml"),
-                                     Path(meta["experiment"] or ".").parent)
+                                     Path(meta.get("experiment") or ".").parent)
         checkpoint = self.path / "checkpoint.json"
-        state = json.loads(checkpoint.read_text(encoding="utf-8")) if checkpoint.exists() \
-            else None
-        return experiment, meta["seed"], state
+        if checkpoint.exists():
+            state = read_json(checkpoint)
+            if not isinstance(state, dict) or "outcome" not in state:
+                raise AzcError(f"{checkpoint}: not a checkpoint azc wrote; the run cannot be "
+                               "resumed")
+            return experiment, meta["seed"], state
+        # NOTE: a run killed before its first checkpoint has no progress records either (the
+        # first generation reports, then checkpoints): its loss is at most one generation.
+        done = [r.get("individuals", 0) for r in read_progress(self.path) if "event" not in r]
+        if done and max(done) > 0:
+            raise AzcError(f"{checkpoint}: missing, though progress.jsonl records "
+                           f"{max(done):,} individuals: the search state is lost. Start a new "
+                           "run, or delete progress.jsonl to run this one again from the start")
+        return experiment, meta["seed"], None
 
     def result(self) -> dict | None:
         path = self.path / "result.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        return read_json(path) if path.exists() else None
 
     # --- Monitor -------------------------------------------------------------------------------
 
@@ -108,6 +127,16 @@ class RunDir(Monitor):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def read_json(path: Path):
+    """A JSON file of a run directory; a damaged one is an AzcError naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AzcError(f"{path}: damaged ({error}); the run cannot be resumed from it") from None
+    except OSError as error:
+        raise AzcError(f"{path}: cannot read: {error.strerror}") from None
 
 
 def _drop_partial_line(path: Path):
@@ -150,9 +179,9 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
     if resume is not None:
         rundir = RunDir(resume)
         finished = rundir.result()
-        experiment, seed, state = rundir.load()
         if finished is not None and not finished.get("interrupted"):
             return finished
+        experiment, seed, state = rundir.load()
     else:
         experiment = load_experiment(experiment_path)
         seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
@@ -165,15 +194,21 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
     listeners = list(monitors) + ([rundir] if rundir is not None else [])
     options = dict(monitors=listeners, max_seconds=max_seconds,
                    checkpoint_seconds=checkpoint_seconds, engine=engine)
-    if (state or {}).get("islands") or (state is None and (ray or (workers or 1) > 1)):
-        from azc.islands import island_search
+    try:
+        if (state or {}).get("islands") or (state is None and (ray or (workers or 1) > 1)):
+            from azc.islands import island_search
 
-        search = island_search(experiment, seed, workers=workers, ray=ray, state=state,
-                               run=rundir.path if rundir else None, **options)
-    else:
-        search = Search(experiment, seed, **options)
-        if state is not None:
-            search.restore(state)
+            search = island_search(experiment, seed, workers=workers, ray=ray, state=state,
+                                   run=rundir.path if rundir else None, **options)
+        else:
+            search = Search(experiment, seed, **options)
+            if state is not None:
+                search.restore(state)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        if state is None:
+            raise
+        raise AzcError(f"{rundir.path / 'checkpoint.json'}: not a checkpoint this azc can "
+                       f"resume ({type(error).__name__}: {error})") from None
     log.info("search with seed %d", seed)
     summary = {"seed": seed, "experiment": experiment.table.name,
                "run_directory": str(rundir.path) if rundir is not None else None,

@@ -243,3 +243,38 @@ def test_live_and_plain_views_show_every_island_and_restarts():
     plain.progress({**record, "island": 1})
     plain.progress(restart)
     assert "island=1 exp=0" in text.getvalue() and "island 1 died" in text.getvalue()
+
+
+def interrupted_island_run(tmp_path):
+    """Two islands cut short mid-experiment, every island checkpointed."""
+    path = tmp_path / "islands.toml"
+    path.write_text(ISLANDS.replace("max_train_steps = 30_000", "max_train_steps = 10_000_000"))
+    run = tmp_path / "a"
+    first = evolve(path, seed=9, out=run, engine="reference", workers=2, checkpoint_seconds=0,
+                   max_seconds=2)
+    assert first["interrupted"] and set(read_island_states(run)) == {0, 1}
+    return run, first
+
+
+def test_resume_refuses_a_lost_or_damaged_island(tmp_path):
+    run, _ = interrupted_island_run(tmp_path)
+    island = run / "islands" / "island-1.json"
+    text = island.read_text()
+    for damage in (lambda: island.write_text(text[: len(text) // 2]), island.unlink):
+        damage()
+        result = CliRunner().invoke(app, ["evolve", "--resume", str(run), "--engine",
+                                          "reference", "--max-time", "1"])
+        assert result.exit_code == 2, result.output
+        assert "island-1.json" in result.output and "Traceback" not in result.output
+
+
+def test_resume_goes_on_from_the_run_total(tmp_path):
+    run, first = interrupted_island_run(tmp_path)
+    checkpoint = json.loads((run / "checkpoint.json").read_text())
+    saved = checkpoint["individuals_before"] + sum(checkpoint["experiment"]
+                                                   ["island_individuals"])
+    before = len(read_progress(run))
+    evolve(None, resume=run, engine="reference", max_seconds=first["seconds"] + 1)
+    after = [r for r in read_progress(run)[before:] if "event" not in r]
+    assert after and after[0]["individuals"] >= saved > 0
+    assert after[0]["individuals"] > after[0]["island_individuals"]

@@ -217,3 +217,46 @@ def test_hurdles_run_in_a_search(tmp_path):
     summary = evolve(path, seed=2, out=run, engine="reference")
     assert summary["best_program"]
     assert any(record.get("hurdle_rejects") for record in read_progress(run))
+
+
+def interrupted_run(tmp_path, **options):
+    """A run directory cut short by its time limit, as `azc evolve --max-time` leaves it."""
+    path = tmp_path / "long.toml"
+    path.write_text(TINY.replace("max_train_steps = 30_000", "max_train_steps = 10_000_000"))
+    run = tmp_path / "r"
+    summary = evolve(path, seed=5, out=run, engine="reference", checkpoint_seconds=0,
+                     max_seconds=0.5, **options)
+    assert summary["interrupted"]
+    return run
+
+
+@pytest.mark.parametrize("name, text", [("checkpoint.json", "garbage"),
+                                        ("checkpoint.json", None), ("run.json", "{oops"),
+                                        ("checkpoint.json", "[]")])
+def test_resume_of_a_damaged_file_names_it(tmp_path, name, text):
+    run = interrupted_run(tmp_path)
+    file = run / name
+    file.write_text(file.read_text()[:40] if text is None else text)
+    result = CliRunner().invoke(app, ["evolve", "--resume", str(run), "--engine", "reference",
+                                      "--max-time", "1"])
+    assert result.exit_code == 2, result.output
+    assert name in result.output and "Traceback" not in result.output
+
+
+def test_resume_refuses_a_lost_checkpoint(tmp_path):
+    run = interrupted_run(tmp_path)
+    (run / "checkpoint.json").unlink()
+    result = CliRunner().invoke(app, ["evolve", "--resume", str(run), "--engine", "reference",
+                                      "--max-time", "1"])
+    assert result.exit_code == 2, result.output
+    assert "checkpoint.json: missing" in result.output
+
+
+def test_out_must_be_a_writable_directory(tmp_path):
+    path = tiny(tmp_path)
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "new"):  # a file; not creatable
+        result = CliRunner().invoke(app, ["evolve", str(path), "--out", str(out),
+                                          "--engine", "reference"])
+        assert result.exit_code == 2, result.output
+        assert "--out" in result.output and "Traceback" not in result.output
