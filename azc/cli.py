@@ -149,6 +149,11 @@ def _print_runs(programs: list[Path], results: list):
               "making tasks)", highlight=False)
 
 
+def _plural(count: int, noun: str) -> str:
+    """'1 task', '2 tasks', '0 tasks'."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "demo.toml"
 
 
@@ -156,14 +161,18 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "de
 @user_errors
 def evolve(
     experiment: Path = typer.Argument(None, help="Experiment file (TOML) [default: the demo]."),
-    seed: int = typer.Option(None, help="Random seed [default: drawn, and recorded]."),
+    seed: int = typer.Option(None, min=0, help="Random seed, 0 or more [default: drawn, and "
+                                               "recorded]."),
     out_dir: Path = typer.Option(None, "--out",
                                  help="Run directory [default: runs/<name>-<seed>-<time>]."),
     no_save: bool = typer.Option(False, "--no-save", help="Write no run directory."),
-    max_time: float = typer.Option(None, help="Stop after this many seconds (checkpointed)."),
+    max_time: float = typer.Option(None, help="Stop after this many seconds (checkpointed). "
+                                              "With --resume they count the whole run's time, "
+                                              "earlier sessions included."),
     resume: Path = typer.Option(None, help="Continue the run recorded in this directory."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
-    checkpoint_every: float = typer.Option(30.0, help="Seconds between checkpoints."),
+    checkpoint_every: float = typer.Option(30.0, help="Seconds between checkpoints (0: after "
+                                                      "every generation)."),
     engine: str = typer.Option("auto", help="auto, interp, jit or reference."),
     workers: int = typer.Option(None, min=1, help="Islands, each in its own process "
                                                   "[default: this machine's cores]; 1: one "
@@ -171,12 +180,22 @@ def evolve(
     ray: str = typer.Option(None, help='Islands as Ray actors on the cluster at ADDRESS, or '
                                        '"auto" (this machine\'s; needs pip install "azc[ray]").'),
 ):
-    """Evolve an algorithm with regularized evolution (default: rediscover linear regression)."""
+    """Evolve an algorithm with regularized evolution (default: rediscover linear regression).
+
+    Every run is recorded in a run directory (runs/<name>-<seed>-<time> unless --out), to
+    resume, show and plot; --no-save writes none.
+    """
     from azc import live, rundir
     from azc.islands import default_workers
 
-    if experiment is not None and resume is not None:
-        raise AzcError("give an experiment file or --resume, not both")
+    _check_evolve_options(experiment, seed, out_dir, no_save, max_time, resume,
+                          checkpoint_every, engine)
+    cores = default_workers()
+    if workers is not None and workers > cores:
+        err.print(f"warning: --workers {workers} is more than this machine's "
+                  f"{_plural(cores, 'core')}; the islands will share them", highlight=False)
+    if not as_json and not ray and resume is None and (workers or cores) > 1:
+        err.print(f"starting {workers or cores} island workers...", highlight=False)
     path = experiment or DEMO
     view = None
     if not as_json:
@@ -191,14 +210,35 @@ def evolve(
         summary = rundir.evolve(path, seed=seed, out=out_to, resume=resume,
                                 max_seconds=max_time or float("inf"), monitors=monitors,
                                 checkpoint_seconds=checkpoint_every, engine=engine,
-                                workers=workers or (None if ray else default_workers()),
+                                workers=workers or (None if ray else cores),
                                 ray=ray)
     if as_json:
         typer.echo(json.dumps(summary))
     else:
         _print_summary(summary)
-    if summary.get("interrupted"):
-        raise typer.Exit(130 if not max_time else 0)
+    if summary.get("interrupted") and not summary.get("time_limit"):
+        raise typer.Exit(130)
+
+
+def _check_evolve_options(experiment, seed, out_dir, no_save, max_time, resume,
+                          checkpoint_every, engine):
+    """Refuse contradictory or impossible options before anything starts."""
+    from azc.runner import ENGINES
+
+    if experiment is not None and resume is not None:
+        raise AzcError("give an experiment file or --resume, not both")
+    if no_save and (out_dir is not None or resume is not None):
+        raise AzcError(f"--no-save writes no run directory: drop it, or drop "
+                       f"{'--out' if out_dir is not None else '--resume'}")
+    if resume is not None and (out_dir is not None or seed is not None):
+        raise AzcError("--resume goes on in the run's own directory with its own seed: "
+                       "drop --out and --seed")
+    if max_time is not None and not max_time > 0:
+        raise AzcError(f"--max-time: must be a positive number of seconds, got {max_time}")
+    if not checkpoint_every >= 0:
+        raise AzcError(f"--checkpoint-every: must be 0 or more seconds, got {checkpoint_every}")
+    if engine not in ENGINES:
+        raise AzcError(f"--engine: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
 
 
 def _budget_of(path: Path, resume: Path | None) -> int:
@@ -218,9 +258,10 @@ class _nothing:
 
 def _print_summary(summary: dict):
     state = ("solved" if summary["solved"] else
+             "stopped at the time limit" if summary.get("time_limit") else
              "interrupted" if summary["interrupted"] else "done")
     final = summary["final_fitness"]
-    out.print(f"{state} after {summary['experiments']} experiment(s), "
+    out.print(f"{state} after {_plural(summary['experiments'], 'experiment')}, "
               f"{summary['individuals']:,} individuals in {summary['seconds']:.1f} s "
               f"({summary['individuals_per_second']:,.0f}/s), seed {summary['seed']}",
               highlight=False)

@@ -147,8 +147,9 @@ def _json_file(path: Path):
 def summarize(path: str | Path, now: float | None = None) -> dict:
     """What a run is and has found so far, as JSON-ready values.
 
-    status is "finished" (result.json says so), "interrupted" (stopped by Ctrl-C or --max-time,
-    or killed: no result.json and no activity lately) or "running"; `status_detail` says which.
+    status is "finished" (result.json says so), "stopped" (at the time limit, --max-time),
+    "interrupted" (by Ctrl-C, or killed: no result.json and no activity lately) or "running";
+    `status_detail` says which.
     A damaged progress log does not stop the summary: it becomes a warning.
     """
     run = run_directory(path)
@@ -209,6 +210,10 @@ def _experiment_name(run: Path, result: dict | None) -> str | None:
 
 def _status(run: Path, result: dict | None, now: float | None) -> dict:
     if result is not None:
+        if result.get("time_limit"):
+            return {"status": "stopped",
+                    "status_detail": "stopped at the time limit (--max-time); continue it with "
+                                     "`azc evolve --resume`"}
         if result.get("interrupted"):
             return {"status": "interrupted",
                     "status_detail": "stopped early; continue it with `azc evolve --resume`"}
@@ -264,7 +269,8 @@ def summary_view(summary: dict):
     from rich.syntax import Syntax
     from rich.table import Table
 
-    colours = {"finished": "green", "running": "yellow", "interrupted": "red"}
+    colours = {"finished": "green", "running": "yellow", "stopped": "yellow",
+               "interrupted": "red"}
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()

@@ -176,6 +176,10 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
     or `ray` (a cluster address, or "auto") run islands (azc.islands); a resumed run goes on
     the way it started.
     """
+    from azc.runner import ENGINES
+
+    if engine not in ENGINES:
+        raise AzcError(f"--engine: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if resume is not None:
         rundir = RunDir(resume)
         finished = rundir.result()
@@ -213,6 +217,8 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
     summary = {"seed": seed, "experiment": experiment.table.name,
                "run_directory": str(rundir.path) if rundir is not None else None,
                **search.run().summary()}
+    # A stop at max_seconds is the run's plan, not an accident: say which it was.
+    summary["time_limit"] = bool(summary["interrupted"] and summary["seconds"] >= max_seconds)
     if rundir is not None:
         rundir.finish(summary)
     return summary

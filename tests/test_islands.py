@@ -278,3 +278,14 @@ def test_resume_goes_on_from_the_run_total(tmp_path):
     after = [r for r in read_progress(run)[before:] if "event" not in r]
     assert after and after[0]["individuals"] >= saved > 0
     assert after[0]["individuals"] > after[0]["island_individuals"]
+
+
+def test_worker_start_is_announced_and_too_many_workers_warned(tmp_path, monkeypatch):
+    monkeypatch.setattr("azc.islands.default_workers", lambda: 1)
+    path = tmp_path / "islands.toml"
+    path.write_text(ISLANDS)
+    result = CliRunner().invoke(app, ["evolve", str(path), "--workers", "2", "--no-save",
+                                      "--engine", "reference", "--max-time", "1"])
+    assert result.exit_code == 0, result.output
+    assert "more than this machine's 1 core;" in result.output
+    assert "starting 2 island workers" in result.output

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from azc.cli import app
 from azc.parse import parse
 from azc.report import read_progress_log, summarize
-from azc.rundir import RunDir
+from azc.rundir import RunDir, evolve
+from tests.test_experiment import TINY
 from tests.test_plot import make_run
 
 
@@ -58,10 +59,13 @@ def test_the_rich_view_names_status_fitness_and_program(finished):
         assert text in result.output, text
 
 
-def test_interrupted_by_the_time_limit(tmp_path):
-    make_run(tmp_path / "run", max_seconds=0.01)
+def test_stopped_by_the_time_limit(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    evolve(tmp_path / "tiny.toml", seed=3, out=tmp_path / "run", engine="reference",
+           max_seconds=0.01)
     summary = summarize(tmp_path / "run")
-    assert summary["status"] == "interrupted" and "--resume" in summary["status_detail"]
+    assert summary["status"] == "stopped" and "--resume" in summary["status_detail"]
+    assert "time limit" in summary["status_detail"]
     # Stopped inside the first experiment: nothing selected yet, but a best so far and where.
     assert summary["experiments"] == 0 and summary["search_fitness"] is None
     assert summary["best_program"] and summary["current"]["experiment"] == 0

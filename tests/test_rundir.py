@@ -260,3 +260,28 @@ def test_out_must_be_a_writable_directory(tmp_path):
                                           "--engine", "reference"])
         assert result.exit_code == 2, result.output
         assert "--out" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("options, flag", [
+    (["--engine", "bogus", "--workers", "2"], "--engine"), (["--max-time", "0"], "--max-time"),
+    (["--max-time", "nan"], "--max-time"), (["--max-time", "-5"], "--max-time"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every"), (["--seed", "-1"], "--seed"),
+    (["--no-save", "--out", "x"], "--no-save")])
+def test_evolve_refuses_bad_options_before_starting(tmp_path, monkeypatch, options, flag):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evolve", str(tiny(tmp_path)), *options])
+    assert result.exit_code == 2, result.output
+    assert flag in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_stop_at_the_time_limit_is_not_an_interruption(tmp_path):
+    path = tmp_path / "long.toml"
+    path.write_text(TINY.replace("max_train_steps = 30_000", "max_train_steps = 10_000_000"))
+    run = tmp_path / "r"
+    result = CliRunner().invoke(app, ["evolve", str(path), "--out", str(run), "--max-time",
+                                      "0.5", "--engine", "reference", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "stopped at the time limit after 0 experiments," in result.output
+    shown = CliRunner().invoke(app, ["show", str(run)])
+    assert "stopped" in shown.output and "time limit" in shown.output
