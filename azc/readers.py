@@ -186,13 +186,22 @@ NPZ_LABEL_KEYS = ("labels", "y", "Y")
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of an .npz file (never unpickling object arrays)."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    # NOTE: np.load takes any other file for a pickle and advises allow_pickle: say what it is.
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a valid .npz file (an .npz is a zip archive of arrays, "
+                        "as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable .npz file: {error}") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise DataError(f"{path}: holds object arrays; azc reads only numeric arrays "
+                            "(it never unpickles)") from None
+        raise DataError(f"{path}: not a valid .npz file: {error}") from None
+    except (OSError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: not a valid .npz file: {error}") from None
 
 
 def check_finite(path, values: np.ndarray, what: str = "data"):

@@ -17,6 +17,8 @@ A task file holds one `[[tasks]]` table per TaskSpec; a collection is all their 
 Experiment files reuse the same table schema through task_specs_from_table.
 """
 
+import itertools
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -110,8 +112,14 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
             raise fail("path", f"{path}: no such file or folder")
         options["path"] = str(path)
     elif kind in KIND_OPTIONS["path"]:
-        raise fail("path", f"{kind} tasks need 'path': the data "
+        raise fail("path", f"{kind} tasks need the data "
                    + ("file" if tabular else "folder"))
+    if projected and "classes" not in options:
+        held = {tuple(sorted(pair)) for pair in options.get("held_out_pairs", ())}
+        if len(held & set(itertools.combinations(range(data.NUM_CLASSES), 2))) == \
+                math.comb(data.NUM_CLASSES, 2):
+            raise fail("held_out_pairs", "holds out every pair of classes: none is left to "
+                       "draw tasks from")
 
     eval_type = table.eval or (tasks.ACCURACY if projected else tasks.RMS)
     if projected and eval_type != tasks.ACCURACY:
@@ -121,7 +129,7 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
 
     defaults = (data.PROJECTED_DEFAULTS[kind] if projected
                 else TABLE_DEFAULT_FRACTIONS if tabular else SYNTHETIC_DEFAULTS)
-    features = table.features or defaults.get("features")
+    features = defaults.get("features") if table.features is None else table.features
     train = table.train if table.train is not None else defaults["train"]
     valid = table.valid if table.valid is not None else defaults["valid"]
     for key, value in (("train", train), ("valid", valid)):
@@ -130,7 +138,13 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
                        + (" or a fraction below 1" if tabular else "") + f", got {value}")
     if tabular:
         rows_features, labels = data.read_table(kind, options)
-        features = features or rows_features.shape[1]
+        if not len(labels):
+            raise fail("path", f"{options['path']}: has no data rows")
+        if features is None and rows_features.shape[1] not in tasks.FEATURE_SIZES:
+            raise fail("path", f"{options['path']}: has {rows_features.shape[1]} feature "
+                       f"columns, but F must be one of "
+                       f"{', '.join(map(str, tasks.FEATURE_SIZES))}")
+        features = rows_features.shape[1] if features is None else features
         train, valid = data.split_counts(len(labels), train, valid)
         # One of the two given: the other takes the remaining rows.
         if table.train is None and table.valid is not None:

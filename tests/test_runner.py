@@ -206,3 +206,34 @@ def test_experiment_final_tasks(program, tmp_path):
         program, "--experiment", experiment, "--tasks-file", experiment)
     assert "--experiment and --tasks exclude" in errors_of(
         program, "--experiment", experiment, "--tasks", 3)
+
+
+def test_features_zero_is_refused_not_the_default(program):
+    assert "--features: must be one of" in errors_of(program, "--features", 0)
+
+
+def _all_pairs_held_out(tmp_path):
+    pairs = ", ".join(f"[{i}, {j}]" for i in range(10) for j in range(i + 1, 10))
+    path = tmp_path / "held.toml"
+    path.write_text(f'[[tasks]]\nkind = "digits"\nheld_out_pairs = [{pairs}]\n')
+    return path
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda d: (d / "f3.csv").write_text("a,b,c,y\n" + "1,2,3,0\n4,5,6,1\n" * 20),
+     ["--kind", "csv", "--data", "f3.csv"], "f3.csv: has 3 feature columns, but F must be"),
+    (lambda d: (d / "h.csv").write_text("a,b,y\n"),
+     ["--kind", "csv", "--data", "h.csv"], "h.csv: has no data rows"),
+    (lambda d: (d / "fake.npz").write_text("hello"),
+     ["--kind", "npz", "--data", "fake.npz"], "fake.npz: not a valid .npz file"),
+    (lambda d: __import__("numpy").savez(d / "obj.npz", x=__import__("numpy").array(
+        [{}], dtype=object)), ["--kind", "npz", "--data", "obj.npz"], "holds object arrays"),
+    (lambda d: None, ["--kind", "cifar10"], "--data: cifar10 tasks need the data folder"),
+    (_all_pairs_held_out, ["--tasks-file", "held.toml"],
+     "held.toml:3: tasks[0].held_out_pairs: holds out every pair"),
+])
+def test_file_problems_say_what_is_wrong(program, tmp_path, monkeypatch, make, args, message):
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    errors = " ".join(errors_of(program, *args).split())
+    assert message in errors and "allow_pickle" not in errors and "'path'" not in errors

@@ -72,7 +72,7 @@ num_tasks = 1
     ('[[tasks]]\nfeatures = 5\n', r"tasks.toml:2: tasks\[0\].features: must be one of 2, 4, 8"),
     ('[[tasks]]\ntrain = 0.5\n', r"tasks.toml:2: tasks\[0\].train: must be a whole number"),
     ('[[tasks]]\ntrain = 3\nepochs = 2\n', r"train x epochs must be at least 10, got 3 x 2"),
-    ('[[tasks]]\nkind = "csv"\n', r"tasks.toml:1: tasks\[0\].path: csv tasks need 'path'"),
+    ('[[tasks]]\nkind = "csv"\n', r"tasks.toml:1: tasks\[0\].path: csv tasks need the data file"),
     ('[[tasks]]\nkind = "csv"\npath = "no.csv"\n', r"tasks.toml:3: .*no.csv: no such file"),
     ('[[tasks]]\nkind = "digits"\neval = "rms"\n', r"tasks.toml:3: .*eval must be 'accuracy'"),
     ('[[tasks]]\nkind = "linear"\neval = "accuracy"\n', r"eval must be 'rms'"),
@@ -94,7 +94,7 @@ def test_flags_name_the_flag():
         task_specs_from_flags(features=3)
     with pytest.raises(ConfigError, match="^--tasks: must be at least 1"):
         task_specs_from_flags(num_tasks=0)
-    with pytest.raises(ConfigError, match="^--data: csv tasks need 'path'"):
+    with pytest.raises(ConfigError, match="^--data: csv tasks need the data file"):
         task_specs_from_flags(kind="csv")
 
 
