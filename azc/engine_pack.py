@@ -9,6 +9,7 @@ program is an AzcError naming it. Everything is vectorized over the batch.
 """
 
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,36 +140,79 @@ class RecordCache:
         self.rows: dict = {}  # instruction_key -> row of `table`, or None for the no-op
         self.used = 0  # rows of `table` filled
         self.components: dict = {}  # id(component) -> (component, its rows)
+        self.bases: dict = {}  # (op, out, in1, in2) -> its record, data fields aside
 
     def pack(self, programs) -> Packed:
         """Same as pack(*program_arrays(programs), memory, F, allowed); AzcError alike."""
         if len(self.components) > self.LIMIT or len(self.rows) > self.LIMIT:
             self.__init__(self.memory, self.F, self.allowed)
         get = self.components.get
+        missing = [c for p in programs for c in (p.setup, p.predict, p.learn)
+                   if (get(id(c)) or (None,))[0] is not c]
+        if missing:
+            self._add(missing, programs)
         rows, offsets = [], []
         for program in programs:
             offsets.append(len(rows))
             for component in (program.setup, program.predict, program.learn):
-                entry = get(id(component))
-                if entry is None or entry[0] is not component:
-                    entry = self._add(component, programs)
-                rows += entry[1]
+                rows += get(id(component))[1]
                 offsets.append(len(rows))
         offsets = np.array(offsets, dtype=np.int64).reshape(-1, 4)
         return Packed(self.table[np.array(rows, dtype=np.int64)], offsets)
 
-    def _add(self, component, programs) -> tuple:
+    def _add(self, components, programs):
+        """Remember new components, decoding their new instructions in one `pack`."""
         known = self.rows
-        new = [i for i in component if instruction_key(i) not in known]
+        new = {}
+        for component in components:
+            for instruction in component:
+                key = instruction_key(instruction)
+                if key not in known:
+                    new[key] = instruction
         if new:
-            self._decode(list(dict.fromkeys(new)), programs)
-        entry = (component, [r for r in (known[instruction_key(i)] for i in component)
-                             if r is not None])
-        self.components[id(component)] = entry  # keeps `component` alive, so ids stay unique
-        return entry
+            self._decode(list(new.values()), programs)
+        for component in components:  # an entry keeps `component` alive, so ids stay unique
+            self.components[id(component)] = (component, [
+                r for r in (known[instruction_key(i)] for i in component) if r is not None])
 
     def _decode(self, instructions, programs):
-        """Check and decode new instructions into table rows (no-ops get none)."""
+        """Check and decode new instructions into table rows (no-ops get none).
+
+        A record is its addressing part (op, operands, liveness facts), checked and decoded by
+        `pack` once per distinct (op, out, in1, in2), plus its data as float64 bits; ops whose
+        data holds const-set positions go through `pack` whole.
+        """
+        records, slow = [], []
+        for instruction in instructions:
+            if instruction.op == 0:
+                continue
+            base = self.bases.get(instruction[:4])
+            if base is None:
+                slow.append((len(records), instruction))
+                records.append(None)
+                continue
+            data = instruction.data
+            records.append(base[:6] + [_bits(data[0]) if data else 0,
+                                       _bits(data[1]) if len(data) > 1 else 0] + base[8:])
+        if slow:
+            decoded = self._pack([instruction for _, instruction in slow], programs)
+            for (k, instruction), record in zip(slow, decoded, strict=True):
+                records[k] = record
+                if not _PARTIAL[instruction.op]:
+                    self.bases[instruction[:4]] = record
+
+        start = self.used
+        while start + len(records) > len(self.table):
+            self.table = np.concatenate([self.table, np.zeros_like(self.table)])
+        if records:
+            self.table[start:start + len(records)] = records
+        for instruction in instructions:
+            row = None
+            if instruction.op != 0:
+                row, self.used = self.used, self.used + 1
+            self.rows[instruction_key(instruction)] = row
+
+    def _pack(self, instructions, programs) -> list[list[int]]:
         codes = np.array([i[:4] for i in instructions], dtype=np.int64)
         data = np.zeros((len(instructions), 3))
         for k, instruction in enumerate(instructions):
@@ -179,15 +223,12 @@ class RecordCache:
         except AzcError:  # name the program at fault, as packing the batch would
             pack(*program_arrays(programs), self.memory, self.F, self.allowed)
             raise
-        start = self.used
-        while start + len(packed.records) > len(self.table):
-            self.table = np.concatenate([self.table, np.zeros_like(self.table)])
-        self.table[start:start + len(packed.records)] = packed.records
-        for instruction in instructions:
-            row = None
-            if instruction.op != 0:
-                row, self.used = self.used, self.used + 1
-            self.rows[instruction_key(instruction)] = row
+        return packed.records.tolist()
+
+
+def _bits(value: float) -> int:
+    """The float64's bits as a signed 64-bit integer (a record's data fields)."""
+    return int.from_bytes(struct.pack("<d", value), "little", signed=True)
 
 
 def pack(codes, data, lengths, memory: MemoryShape, F: int, allowed=None) -> Packed:

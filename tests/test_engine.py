@@ -133,7 +133,9 @@ def test_record_cache_packs_as_pack_does():
     cache = RecordCache(MEMORY, 4, ops)
     programs = [random_program(rand) for _ in range(20)]
     for _ in range(3):  # children share component tuples and instructions with parents
-        programs += [p.replace(learn=p.learn[1:]) for p in programs[-20:]]
+        programs += [p.replace(learn=p.learn[1:], setup=[  # new data, known addressing
+            i._replace(data=tuple(x * 0.5 for x in i.data)) for i in p.setup])
+            for p in programs[-20:]]
         packed = cache.pack(programs[-25:])
         expected = pack(*program_arrays(programs[-25:]), MEMORY, 4, ops)
         assert np.array_equal(packed.records, expected.records)
