@@ -186,6 +186,7 @@ def evolve(
     resume, show and plot; --no-save writes none.
     """
     from azc import live, rundir
+    from azc.experiment import load_experiment
     from azc.islands import default_workers
 
     _check_evolve_options(experiment, seed, out_dir, no_save, max_time, resume,
@@ -194,9 +195,11 @@ def evolve(
     if workers is not None and workers > cores:
         err.print(f"warning: --workers {workers} is more than this machine's "
                   f"{_plural(cores, 'core')}; the islands will share them", highlight=False)
+    path = experiment or DEMO
+    if resume is None:
+        load_experiment(path)  # its problems before any worker starts
     if not as_json and not ray and resume is None and (workers or cores) > 1:
         err.print(f"starting {workers or cores} island workers...", highlight=False)
-    path = experiment or DEMO
     view = None
     if not as_json:
         if out.is_terminal:

@@ -275,8 +275,18 @@ def from_table(cls, table: dict, source: TomlFile | str | None = None, where: Ke
 
     try:
         return cls(**values)
+    except FieldError as error:  # a cross-field check that blames one key
+        raise source.error(where + (error.key,), error.message) from None
     except ValueError as error:  # cross-field checks in __post_init__
         raise source.error(where, str(error)) from None
+
+
+class FieldError(ValueError):
+    """A cross-field check in __post_init__ that names the key at fault (its line is shown)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
 
 
 def load(path: str | Path, cls, table: str | None = None):

@@ -7,7 +7,10 @@ An experiment mirrors the original's SearchExperimentSpec plus the run_search_ex
                       mutate_prob, max_train_steps, max_abs_error, combine, batch_size,
                       deferred
     [memory]          scalars, vectors, matrices
-    [setup] [predict] [learn]   ops (op names), size (initial), min_size, max_size (0 = none)
+    [setup] [predict] [learn]   ops (op names, see `azc ops`), size (initial), min_size,
+                      max_size (0 = none). As in the original (reference §9.1) an empty ops
+                      list means the component is never mutated: its `size` instructions stay
+                      no-ops (they do nothing), so setup ops = [] with size 2 is legal
     [fec]             train, valid, cache_size           (omit the table: no FEC)
     [train_budget]    baseline, factor                   (omit the table: no budget)
     [hurdle]          stage_tasks, percentile, window    (omit the table: no hurdle)
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from azc.config import TomlFile, at_least, between, each, from_table, read_toml, setting
+from azc.config import FieldError, TomlFile, at_least, between, each, from_table, read_toml, setting
 from azc.errors import ConfigError
 from azc.fitness import COMBINE_MODES
 from azc.generator import INITIAL_POPULATIONS, baseline_program, linear_program, neural_net_program
@@ -69,6 +72,13 @@ class Evolution:
     deferred: bool = setting(False, help="place each batch's children together: larger "
                                          "batches, children compete up to batch_size slots late")
 
+    def __post_init__(self):
+        # NOTE: the original draws with replacement, so a larger tournament would run, but it
+        # would pick the population's best nearly always: surely a typo.
+        if self.tournament_size > self.population_size:
+            raise FieldError("tournament_size", f"{self.tournament_size} is more than "
+                             f"population_size {self.population_size}")
+
 
 @dataclass(frozen=True)
 class Memory:
@@ -79,7 +89,8 @@ class Memory:
 
 @dataclass(frozen=True)
 class Component:
-    ops: list[str] = setting([], each(_known_op), "allowed ops; empty: never mutated")
+    ops: list[str] = setting([], each(_known_op), "allowed ops; empty: never mutated, and its "
+                                                  "`size` initial instructions stay no-ops")
     size: int = setting(0, at_least(0), "initial size")
     min_size: int = setting(0, at_least(0))
     max_size: int = setting(0, at_least(0), "0: no limit")

@@ -107,6 +107,7 @@ def test_tiny_experiment_loads(tmp_path):
     (('ops = ["SCALAR_CONST_SET"]', 'ops = ["SCALAR_CONST_SETT"]'), "setup.ops", 15),
     (("size = 3\n", "size = 3\nmin_size = 5\nmax_size = 2\n"), "setup", 14),
     (("[experiments]", "[hurdle]\nstage_tasks = 2\n\n[experiments]"), "hurdle.stage_tasks", 27),
+    (("tournament_size = 4", "tournament_size = 40"), "evolution.tournament_size", 5),
 ])
 def test_bad_experiments_name_the_key_and_line(tmp_path, change, key, line):
     message = rejected(tmp_path, TINY.replace(*change, 1))
@@ -172,3 +173,16 @@ def test_linear_preset_search_tasks_reward_the_linear_regressor():
     default = make_evaluator(tasks, linear.memory).fitness_batch(programs)
     assert list(default) == pytest.approx(list(reference), abs=1e-12)
     assert min(reference[:2]) > 0.9995 and reference[2] < 0.5
+
+
+def test_a_component_without_ops_keeps_its_size_in_no_ops(tmp_path):
+    import random
+
+    from azc.generator import Generator
+    from azc.mutator import Mutator
+    from azc.printer import format_program
+
+    exp = load_experiment(write(tmp_path, TINY.replace('ops = ["SCALAR_CONST_SET"]', "ops = []")))
+    generator = Generator("random", exp.sizes, Mutator(exp.mutation, random.Random(0)))
+    setup = format_program(generator.initial_program()).split("def predict")[0]
+    assert setup.count("noop()") == 3
