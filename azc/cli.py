@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,18 @@ out = Console()
 def azc():
     """Evolve machine-learning algorithms from scratch (AutoML-Zero)."""
     # NOTE: a callback keeps typer in multi-command mode while only one command exists.
+    for console in (out, err):
+        _unwrapped_when_piped(console)
+
+
+def _unwrapped_when_piped(console: Console):
+    """Into a pipe or file, lines stay whole: no hard wrap at rich's default 80 columns."""
+    piped = not console.is_terminal and "COLUMNS" not in os.environ
+    console.soft_wrap = piped
+    console.width = PIPED_WIDTH if piped else None
+
+
+PIPED_WIDTH = 10_000  # tables take only the width they need
 
 
 def user_errors(command):
@@ -133,8 +146,8 @@ def _print_runs(programs: list[Path], results: list):
     table = Table(title=f"{len(programs)} programs on {len(tasks)} tasks", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("task")
-    for path in programs:
-        table.add_column(escape(path.name), justify="right")
+    for label in _labels(programs):
+        table.add_column(escape(label), justify="right")
     columns = [result.evaluation.task_fitness for result in results]
     for index, task in enumerate(tasks):
         table.add_row(str(index), escape(task.name),
@@ -152,6 +165,15 @@ def _print_runs(programs: list[Path], results: list):
 def _plural(count: int, noun: str) -> str:
     """'1 task', '2 tasks', '0 tasks'."""
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """Column headers: file names, with as many parent folders as it takes to tell them apart."""
+    for depth in range(1, max(len(p.parts) for p in paths) + 1):
+        labels = [str(Path(*p.parts[-depth:])) for p in paths]
+        if len(set(labels)) == len(set(map(str, paths))):
+            return labels
+    return [str(p) for p in paths]
 
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "experiments" / "demo.toml"

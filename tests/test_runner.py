@@ -237,3 +237,19 @@ def test_file_problems_say_what_is_wrong(program, tmp_path, monkeypatch, make, a
     make(tmp_path)
     errors = " ".join(errors_of(program, *args).split())
     assert message in errors and "allow_pickle" not in errors and "'path'" not in errors
+
+
+def test_same_file_names_get_their_folders_and_piped_lines_stay_whole(tmp_path):
+    for folder in ("A", "B"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.az").write_text(LINEAR)
+    result = azc(tmp_path / "A" / "x.az", tmp_path / "B" / "x.az", "--tasks", 2,
+                 "--engine", "reference")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "A/x.az" in line)
+    assert "B/x.az" in header
+
+    long = tmp_path / ("a_program_with_a_name_much_longer_than_eighty_columns_" * 2 + ".az")
+    long.write_text(LINEAR)
+    result = azc(long, "--tasks", 2, "--engine", "reference")
+    assert f"{long.name} on 2 tasks" in result.stdout.splitlines()
