@@ -125,7 +125,8 @@ def _count(value: float | None):
 
 
 def _print_run(program: Path, result):
-    table = Table(title=f"{program.name} on {len(result.tasks)} tasks", title_justify="left")
+    table = Table(title=f"{program.name} on {_plural(len(result.tasks), 'task')}",
+                  title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("task")
     table.add_column("eval")
@@ -143,7 +144,8 @@ def _print_run(program: Path, result):
 def _print_runs(programs: list[Path], results: list):
     """Several programs on one collection: a fitness column per program, a row per task."""
     tasks = results[0].tasks
-    table = Table(title=f"{len(programs)} programs on {len(tasks)} tasks", title_justify="left")
+    table = Table(title=f"{len(programs)} programs on {_plural(len(tasks), 'task')}",
+                  title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("task")
     for label in _labels(programs):
@@ -307,7 +309,10 @@ def diff(
     new: Path = typer.Argument(..., help="The later program (.az)."),
     simplify: bool = typer.Option(False, help="Compare the optimized programs."),
 ):
-    """Show how one program differs from another, component by component."""
+    """Show how one program differs from another, component by component.
+
+    Exit status, as diff(1): 0 when the programs are the same, 1 when they differ, 2 on trouble.
+    """
     from azc.diff import program_diff
     from azc.parse import parse_file
 
@@ -317,6 +322,8 @@ def diff(
         out.print(f"[{style}]{escape(line)}[/]", highlight=False)
     if not lines:
         out.print("no differences", style="dim")
+    else:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -376,7 +383,8 @@ def export(
     if output is None:
         typer.echo(exported.source, nl=False)
         return
-    dead = f", {exported.removed} dead instructions left out" if exported.removed else ""
+    dead = (f", {_plural(exported.removed, 'dead instruction')} left out"
+            if exported.removed else "")
     out.print(f"wrote {escape(str(output))}{dead}", highlight=False)
 
 
@@ -391,8 +399,8 @@ def plot(
     from azc.plot import plot_run
 
     info = plot_run(run_dir, output)
-    out.print(f"wrote {escape(str(info.path))}: {info.reports} progress reports, "
-              f"{info.experiments} finished experiment(s)", highlight=False)
+    out.print(f"wrote {escape(str(info.path))}: {_plural(info.reports, 'progress report')}, "
+              f"{_plural(info.experiments, 'finished experiment')}", highlight=False)
 
 
 @app.command()
@@ -409,6 +417,31 @@ def show(
         typer.echo(json.dumps(summary))
     else:
         out.print(summary_view(summary), highlight=False)
+
+
+@app.command()
+@user_errors
+def ops(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """List the ops: id, the name experiment files use (ops = [...]), and how it is written."""
+    from azc.ops import OPS
+
+    rows = [{"id": op.id, "name": op.name, "form": _written(op), "data": op.data or ""}
+            for op in OPS]
+    if as_json:
+        typer.echo(json.dumps({"ops": rows}))
+        return
+    table = Table(title="ops (s scalar, v vector, m matrix, c constant)", title_justify="left")
+    for column in ("id", "name", "form", "data"):
+        table.add_column(column, justify="right" if column == "id" else "left")
+    for row in rows:
+        table.add_row(*(escape(str(value)) for value in row.values()))
+    out.print(table, highlight=False)
+
+
+def _written(op) -> str:
+    """An op's form with operand kinds for addresses: `s = s + s`, `v = uniform(c, c)`."""
+    return op.form.format(out=op.out or "", a=(op.ins + ("",))[0], b=(op.ins + ("", ""))[1],
+                          d0="c", d1="c", d2="c")
 
 
 @contextlib.contextmanager

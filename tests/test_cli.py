@@ -11,3 +11,31 @@ def test_help_keeps_square_brackets():
     assert result.exit_code == 0
     assert "[default: drawn, and recorded]" in result.output
     assert 'azc[ray]' in result.output
+
+
+def test_ops_lists_every_op_by_the_name_experiment_files_use():
+    import json
+
+    from azc.experiment import Component
+    from azc.ops import OPS
+
+    result = CliRunner().invoke(app, ["ops", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["ops"]
+    assert [(row["id"], row["name"]) for row in rows] == [(op.id, op.name) for op in OPS]
+    assert {"id": 1, "name": "SCALAR_SUM", "form": "s = s + s", "data": ""} in rows
+    Component(ops=[row["name"] for row in rows])  # every listed name is a valid op name
+    table = CliRunner().invoke(app, ["ops"]).output
+    assert "VECTOR_INNER_PRODUCT" in table and "s = dot(v, v)" in table
+
+
+def test_counts_take_the_right_plural(tmp_path):
+    program = tmp_path / "p.az"
+    program.write_text("def setup():\n    s2 = 0.5\n\ndef predict():\n"
+                       "    s1 = dot(v1, v0)\n\ndef learn():\n    v1 = v1 + v0\n")
+    result = CliRunner().invoke(app, ["run", str(program), "--tasks", "1", "--engine",
+                                      "reference"])
+    assert "p.az on 1 task\n" in result.output
+    result = CliRunner().invoke(app, ["export", str(program), "-o", str(tmp_path / "p.py")])
+    assert result.exit_code == 0, result.output
+    assert ", 1 dead instruction left out" in result.output, result.output

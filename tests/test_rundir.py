@@ -154,10 +154,10 @@ def test_cli_plain_output_and_diff(tmp_path, monkeypatch):
     b.write_text("def setup():\n    s2 = 0.25\n\ndef predict():\n    s1 = dot(v1, v0)\n\n"
                  "def learn():\n    s3 = s0 - s1\n")
     result = runner.invoke(app, ["diff", str(a), str(b)])
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # as diff(1): the programs differ
     assert "-    s2 = 0.5" in result.output and "+    s2 = 0.25" in result.output
     result = runner.invoke(app, ["diff", str(a), str(a)])
-    assert "no differences" in result.output
+    assert "no differences" in result.output and result.exit_code == 0
 
 
 def test_resume_with_fec_continues_exactly(tmp_path):
