@@ -124,6 +124,7 @@ class NativeEvaluator:
                              num_valid=num_valid, seed=seed, combine=combine)
         self._bound: dict[tuple, tuple] = {}
         self._fallback = None  # the reference evaluator, if native code cannot be built
+        self.used: set[str] = set()  # the engines that ran batches: "interp", "jit"
 
     def _binding(self, memory: MemoryShape):
         """The kernel for a memory shape and its data arrays (kept alive here)."""
@@ -206,7 +207,9 @@ class NativeEvaluator:
                 kernel.compiled_function(len(packed), packed.records.ctypes.data,
                                          table.ctypes.data, ctx.ctypes.data,
                                          fitness.ctypes.data, record, None, None)
+                self.used.add("jit")
                 return fitness
+        self.used.add("interp")
         longest = int((packed.offsets[:, 3] - packed.offsets[:, 0]).max())
         work = np.empty(longest * RECORD + longest // 8 + 1, dtype=np.int64)
         kernel.function(len(packed), packed.records.ctypes.data, packed.offsets.ctypes.data,
