@@ -159,7 +159,8 @@ def _print_runs(programs: list[Path], results: list):
                   *(f"[bold]{result.evaluation.fitness:.6f}[/]" for result in results))
     out.print(table)
     memories = sorted({str(result.memory) for result in results})
-    out.print(f"memory {', '.join(memories)}, engine {results[0].engine}, "
+    engines = sorted({result.engine for result in results})
+    out.print(f"memory {', '.join(memories)}, engine {', '.join(engines)}, "
               f"{sum(r.seconds for r in results):.3f} s (+ {results[0].task_seconds:.3f} s "
               "making tasks)", highlight=False)
 

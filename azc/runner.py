@@ -165,10 +165,18 @@ def run_many(program_paths: list[str | Path], specs: list[TaskSpec], *,
         start = time.perf_counter()
         evaluation = evaluator.evaluate(program)
         seconds = time.perf_counter() - start
-        name = "reference" if isinstance(evaluator, ReferenceEvaluator) else engine
+        name = _engine_used(evaluator, engine)
         log.info("%s: fitness %.6f in %.3f s", path, evaluation.fitness, seconds)
         results.append(RunResult(program, shape, tasks, evaluation, name, seconds, task_seconds))
     return results
+
+
+def _engine_used(evaluator, engine: str) -> str:
+    """The engine that ran: what "auto" chose, "reference" when native code fell back."""
+    if isinstance(evaluator, ReferenceEvaluator) or getattr(evaluator, "_fallback", None):
+        return "reference"
+    used = sorted(getattr(evaluator, "used", ()))
+    return "+".join(used) if used else engine
 
 
 def experiment_tasks(path: str | Path, tasks_file: str | Path | None = None,

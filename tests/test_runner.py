@@ -253,3 +253,11 @@ def test_same_file_names_get_their_folders_and_piped_lines_stay_whole(tmp_path):
     long.write_text(LINEAR)
     result = azc(long, "--tasks", 2, "--engine", "reference")
     assert f"{long.name} on 2 tasks" in result.stdout.splitlines()
+
+
+def test_the_engine_auto_chose_is_named(program):
+    result = azc(program, "--tasks", 2)
+    assert result.exit_code == 0, result.output
+    assert "engine auto" not in result.stdout
+    assert "engine interp" in result.stdout or "engine jit" in result.stdout
+    assert run_json(program, "--tasks", 2, engine="jit")["engine"] == "jit"
