@@ -8,7 +8,6 @@ so whatever the program, generated code never reads or writes outside its memory
 program is an AzcError naming it. Everything is vectorized over the batch.
 """
 
-import math
 import struct
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from azc.engine_tier1 import RECORD
 from azc.errors import AzcError
-from azc.ir import MemoryShape
+from azc.ir import MemoryShape, instruction_key
 from azc.ops import OPS, M, S, V
 
 _KIND = {None: 0, S: 1, V: 2, M: 3}
@@ -65,14 +64,6 @@ class Packed:
 
     def __len__(self):
         return len(self.offsets)
-
-
-def instruction_key(instruction):
-    """A dict key telling instructions apart bit for bit: `==` takes constant -0.0 for 0.0."""
-    data = instruction.data
-    if data and 0.0 in data:
-        return instruction, tuple(math.copysign(1.0, x) for x in data)
-    return instruction
 
 
 class _InstructionRows:

@@ -35,7 +35,7 @@ from azc.budget import TrainBudget
 from azc.fec import LRUCache
 from azc.fitness import MIN_FITNESS
 from azc.generator import Generator
-from azc.ir import Program
+from azc.ir import Program, instruction_key
 from azc.mutator import Mutator
 from azc.passes import _effects as instruction_effects  # NOTE: the optimizer's liveness facts
 from azc.passes import live_outs
@@ -164,6 +164,8 @@ class Scorer:
         self.individuals += 1
         self.train_steps += self.steps_per_individual
         key = self.key(program)
+        if self.budget is not None:  # dead code counts toward the budget, not toward the key
+            key = (key, self.budget.allows(program, self.num_train))
         fitness = self.cache.get(key)
         if fitness is not None:
             self.cache.move_to_end(key)
@@ -173,7 +175,7 @@ class Scorer:
         if ticket is not None:  # the same program is already queued
             self.cache_hits += 1
             return None, ticket
-        if self.budget is not None and not self.budget.allows(program, self.num_train):
+        if self.budget is not None and not key[1]:
             self.budget_rejects += 1
             self._remember(key, MIN_FITNESS)
             return MIN_FITNESS, None
@@ -300,27 +302,46 @@ def live_after(program: Program) -> tuple[list[int], ...]:
     return tuple(masks)
 
 
+_SLICES: dict = {}  # (id(component), live after it) -> (component, live before, live code)
+
+
+def _slice(component: tuple, live: int) -> tuple[int, tuple]:
+    """(bits live before, live instructions in reverse order) of a component, given what is
+    live after it; memoized by identity, since children share their parents' components."""
+    entry = _SLICES.get((id(component), live))
+    if entry is not None and entry[0] is component:
+        return entry[1], entry[2]
+    facts = _component_effects(component)
+    kept, before = [], live
+    for i in range(len(component) - 1, -1, -1):
+        written, read, draws = facts[i]
+        if written & before:
+            before = before & ~written | read
+            kept.append(instruction_key(component[i]))
+        elif draws:
+            kept.append(instruction_key(component[i]))
+    if len(_SLICES) > 1 << 16:
+        _SLICES.clear()
+    kept = tuple(kept)
+    _SLICES[(id(component), live)] = (component, before, kept)  # keeps `component` alive
+    return before, kept
+
+
+def _live_before(component: tuple, live: int) -> int:
+    return _slice(component, live)[0]
+
+
 def live_code(program: Program) -> tuple[tuple, ...]:
     """A cache key: the program's live instructions, per component (reversed order).
 
     Programs with equal live code compute the same predictions, so they score alike. An
     instruction that draws random numbers stays even when dead: it moves the random stream.
-    NOTE: keys compare data with ==, so constants 0.0 and -0.0 look alike here.
+    Instructions are compared bit for bit (constants -0.0 and 0.0 differ).
     """
     components = program.components()
-    effects = tuple(_component_effects(component) for component in components)
-    key = []
-    for component, facts, live in zip(components, effects, live_outs(effects), strict=True):
-        kept = []
-        for i in range(len(component) - 1, -1, -1):
-            written, read, draws = facts[i]
-            if written & live:
-                live = live & ~written | read
-                kept.append(component[i])
-            elif draws:
-                kept.append(component[i])
-        key.append(tuple(kept))
-    return tuple(key)
+    outs = live_outs(components, _live_before)
+    return tuple(_slice(component, live)[1]
+                 for component, live in zip(components, outs, strict=True))
 
 
 def _dead(instruction, live: int) -> bool:
@@ -401,16 +422,17 @@ class RegularizedEvolution:
                 known()
             elif mutator.last_change is not None:
                 # One instruction replaced: by itself, or dead before and after, so nothing
-                # live changed. NOTE: `old == new` compares data with ==, so 0.0 == -0.0; a
-                # const of -0.0 instead of 0.0 can differ only in the sign of a zero result.
+                # live changed (and the train budget decides alike).
                 live = liveness[winner]
                 if live is None:
                     live = liveness[winner] = live_after(parent)
                 c, i = mutator.last_change
                 mask = live[c][i]
                 old, new = parent.components()[c][i], child.components()[c][i]
-                if old == new or (_dead(old, mask) and _dead(new, mask) and (
-                        budget is None or budget.allows(child, num_train))):
+                if instruction_key(old) == instruction_key(new) or (
+                        _dead(old, mask) and _dead(new, mask) and (budget is None or (
+                            budget.allows(child, num_train)
+                            == budget.allows(parent, num_train)))):
                     score = fitness[winner]
                     known()
                 else:

@@ -5,6 +5,7 @@ mutation did not touch with its parent. Unused operand fields are 0 and `data` h
 the op's constant data fields (see ops.DATA_SIZES), so equal programs are equal tuples.
 """
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -44,6 +45,14 @@ class Instruction(NamedTuple):
 
 
 NOP = Instruction(0)
+
+
+def instruction_key(instruction: Instruction):
+    """A dict key telling instructions apart bit for bit: `==` takes constant -0.0 for 0.0."""
+    data = instruction.data
+    if data and 0.0 in data:
+        return instruction, tuple(math.copysign(1.0, x) for x in data)
+    return instruction
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from hashlib import blake2b
 import pytest
 
 from azc.budget import TrainBudget
-from azc.evolve import Hurdle, RegularizedEvolution, Scorer, live_after
+from azc.evolve import Hurdle, RegularizedEvolution, Scorer, live_after, live_code
 from azc.generator import Generator, baseline_program, neural_net_program
-from azc.ir import MemoryShape, Program
+from azc.ir import NOP, Instruction, MemoryShape, Program
 from azc.mutator import MutationSettings, Mutator
 from azc.ops import op_named
 from azc.passes import eliminate_dead_code
@@ -157,6 +157,61 @@ def test_scorer_train_budget_gives_zero_without_evaluating():
     scorer = Scorer(evaluator, 100, budget=budget)
     assert scorer.lookup(neural_net_program()) == (0.0, None)
     assert evaluator.calls == [] and scorer.budget_rejects == 1
+
+
+def test_cache_key_tells_budget_decisions_apart():
+    small = baseline_program("linear", (0, 0, 0))
+    padded = small.replace(predict=(Instruction(2, 3, 0, 0),) * 20 + small.predict)  # dead
+    assert live_code(small) == live_code(padded)
+    budget = TrainBudget(small, 2.0)
+    scorer = Scorer(LiveCodeEvaluator(), 100, budget=budget, key=live_code)
+    fitness, padded_fitness = scorer.score([small, padded])
+    assert fitness > 0.0 and padded_fitness == 0.0
+    assert scorer.score([padded, small]) == [0.0, fitness]
+
+
+def test_live_code_tells_negative_zero_constants_apart():
+    plus, minus = (baseline_program("linear", (0, 0, 0)).replace(
+        setup=(Instruction(56, 2, data=(x,)),)) for x in (0.0, -0.0))
+    assert plus == minus and live_code(plus) != live_code(minus)
+
+
+class OneChange:
+    """A stand-in mutator: every child is `child`, its instruction (c, i) replaced."""
+
+    def __init__(self, child, change):
+        self.child, self.last_change = child, change
+
+    def mutate(self, program):
+        return self.child
+
+
+def one_child(parent, child, change, **scorer_options):
+    """The evaluations of a one-slot population's next generation."""
+    evaluator = LiveCodeEvaluator()
+    scorer = Scorer(evaluator, 100, key=live_code, **scorer_options)
+    evolution = RegularizedEvolution(scorer, OneChange(child, change), None, 1, 1,
+                                     random.Random(1))
+    evolution.restore([parent], [0.5])
+    evolution.generation()
+    return evaluator.calls, evolution.fitness
+
+
+def test_neutral_mutation_shortcut_tells_negative_zero_apart():
+    parent = baseline_program("linear", (0, 0, 0)).replace(
+        setup=(Instruction(56, 2, data=(0.0,)),))
+    child = parent.replace(setup=(Instruction(56, 2, data=(-0.0,)),))
+    assert one_child(parent, child, (0, 0))[0] == [1]
+
+
+def test_dead_change_shortcut_respects_the_budget_decision():
+    small = baseline_program("linear", (0, 0, 0))
+    pad = (Instruction(2, 3, 0, 0),) * 3
+    parent = small.replace(predict=(Instruction(op_named("MATRIX_MATRIX_PRODUCT").id, 0, 0, 0),)
+                           + pad + small.predict)  # over budget through dead code
+    child = small.replace(predict=(NOP,) + pad + small.predict)  # within
+    calls, fitness = one_child(parent, child, (1, 0), budget=TrainBudget(small, 2.0))
+    assert calls == [1] and fitness[0] > 0.0
 
 
 class Constant:
