@@ -515,8 +515,13 @@ class IslandSearch:
             }
         return state
 
-    def restore(self, state: dict, island_states: dict[int, dict]):
-        """Continue from `state()` and the islands' checkpoints (same experiment and seed)."""
+    def restore(self, state: dict, island_states: dict[int, dict],
+                reported: dict[int, int] | None = None):
+        """Continue from `state()` and the islands' checkpoints (same experiment and seed).
+
+        `reported`: island -> individuals the progress log records for it in the current
+        experiment, which tells a lost island checkpoint in checkpoints that lack the counts.
+        """
         from azc.parse import parse
 
         self._elapsed_before = state["seconds"]
@@ -533,25 +538,25 @@ class IslandSearch:
         self._resume = state["experiment"]
         self._states = dict(island_states) if self._resume else {}
         if self._resume:
-            self._check_island_states()
+            self._check_island_states(reported or {})
 
-    def _check_island_states(self):
+    def _check_island_states(self, reported: dict[int, int]):
         """Refuse to resume when an island's checkpoint the driver counted on is gone."""
         index = self._resume["index"]
         counted = self._resume.get("island_individuals")
+        # NOTE: an island checkpoints with its first answer of an experiment, before its first
+        # report: one the progress log records has a checkpoint of the experiment.
+        where = "the run's checkpoint counts"
+        if counted is None:
+            counted = [reported.get(island) for island in range(self.islands)]
+            where = "progress.jsonl records"
         for island in range(self.islands):
             found = _island_individuals(self._states.get(island), index)
-            name = f"islands/island-{island}.json"
-            if counted is not None and counted[island] is not None and found is None:
-                raise AzcError(f"{name}: missing or of an earlier experiment, though the run's "
-                               f"checkpoint counts {counted[island]:,} individuals of island "
-                               f"{island} in experiment {index}: its population is lost. Restore "
-                               "the file, or start a new run")
-            if counted is None and found is None:
-                # NOTE: checkpoints written before island_individuals existed cannot tell a
-                # lost island from one that had not checkpointed yet: go on, but say so.
-                log.warning("%s: no checkpoint of experiment %d; island %d starts that "
-                            "experiment again", name, index, island)
+            if counted[island] is not None and found is None:
+                raise AzcError(f"islands/island-{island}.json: missing or of an earlier "
+                               f"experiment, though {where} {counted[island]:,} individuals of "
+                               f"island {island} in experiment {index}: its population is "
+                               "lost. Restore the file, or start a new run")
 
 
 def island_search(experiment: Experiment, seed: int, *, workers: int | None = None,
@@ -578,7 +583,16 @@ def island_search(experiment: Experiment, seed: int, *, workers: int | None = No
         transport = RayIslands(islands, search.setup())
     search.transport = transport
     if state is not None:
-        search.restore(state, read_island_states(run) if run is not None else {})
+        states, reported = {}, {}
+        if run is not None:
+            from azc.rundir import read_progress
+
+            states = read_island_states(run)
+            index = (state.get("experiment") or {}).get("index")
+            reported = {r["island"]: r.get("island_individuals", 0)
+                        for r in read_progress(run) if r.get("experiment") == index
+                        and "island" in r and "event" not in r}
+        search.restore(state, states, reported)
     return search
 
 

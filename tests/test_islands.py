@@ -267,6 +267,14 @@ def test_resume_refuses_a_lost_or_damaged_island(tmp_path):
         assert result.exit_code == 2, result.output
         assert "island-1.json" in result.output and "Traceback" not in result.output
 
+    # A checkpoint written before it counted each island's individuals: the log tells.
+    checkpoint = json.loads((run / "checkpoint.json").read_text())
+    del checkpoint["experiment"]["island_individuals"]
+    (run / "checkpoint.json").write_text(json.dumps(checkpoint))
+    result = CliRunner().invoke(app, ["evolve", "--resume", str(run), "--engine", "reference",
+                                      "--max-time", "1"])
+    assert result.exit_code == 2 and "progress.jsonl records" in result.output, result.output
+
 
 def test_resume_goes_on_from_the_run_total(tmp_path):
     run, first = interrupted_island_run(tmp_path)
