@@ -186,6 +186,11 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
         if finished is not None and not finished.get("interrupted"):
             return finished
         experiment, seed, state = rundir.load()
+        spent = (state or {}).get("seconds", 0.0)
+        if spent >= max_seconds:
+            log.warning("the run has already used %.0f s, more than max_seconds %g (on a resume "
+                        "the whole run's time counts): it stops after one round", spent,
+                        max_seconds)
     else:
         experiment = load_experiment(experiment_path)
         seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed

@@ -285,3 +285,17 @@ def test_a_stop_at_the_time_limit_is_not_an_interruption(tmp_path):
     assert "stopped at the time limit after 0 experiments," in result.output
     shown = CliRunner().invoke(app, ["show", str(run)])
     assert "stopped" in shown.output and "time limit" in shown.output
+
+
+def test_resume_options_that_cannot_apply_are_refused(tmp_path):
+    run = interrupted_run(tmp_path)
+    for options in (["--seed", "1"], ["--out", str(tmp_path / "o")], ["--no-save"]):
+        result = CliRunner().invoke(app, ["evolve", "--resume", str(run), *options])
+        assert result.exit_code == 2 and options[0] in result.output, result.output
+
+
+def test_a_resume_past_its_time_limit_says_so(tmp_path, caplog):
+    run = interrupted_run(tmp_path)
+    with caplog.at_level("WARNING", logger="azc"):
+        summary = evolve(None, resume=run, engine="reference", max_seconds=0.1)
+    assert summary["time_limit"] and "whole run's time counts" in caplog.text
