@@ -37,8 +37,7 @@ from azc.fitness import MIN_FITNESS
 from azc.generator import Generator
 from azc.ir import Program, instruction_key
 from azc.mutator import Mutator
-from azc.passes import _effects as instruction_effects  # NOTE: the optimizer's liveness facts
-from azc.passes import live_outs
+from azc.passes import effects_of, live_outs  # the optimizer's liveness facts
 
 log = logging.getLogger("azc")
 
@@ -260,18 +259,7 @@ class Scorer:
         return self.cache_hits / self.individuals if self.individuals else 0.0
 
 
-_EFFECTS: dict = {}
 _COMPONENT_EFFECTS: dict = {}  # id(component) -> (component, its effects)
-
-
-def _effects(instruction) -> tuple[int, int, bool]:
-    """(bits written, bits read, draws random numbers), memoized: children share instructions."""
-    effects = _EFFECTS.get(instruction)
-    if effects is None:
-        if len(_EFFECTS) > 1 << 16:
-            _EFFECTS.clear()
-        effects = _EFFECTS[instruction] = instruction_effects(instruction)
-    return effects
 
 
 def _component_effects(component: tuple) -> list:
@@ -282,7 +270,7 @@ def _component_effects(component: tuple) -> list:
         return entry[1]
     if len(_COMPONENT_EFFECTS) > 1 << 14:
         _COMPONENT_EFFECTS.clear()
-    effects = [_effects(i) for i in component]
+    effects = effects_of(component)
     _COMPONENT_EFFECTS[id(component)] = (component, effects)  # keeps `component` alive
     return effects
 
@@ -302,50 +290,33 @@ def live_after(program: Program) -> tuple[list[int], ...]:
     return tuple(masks)
 
 
-_SLICES: dict = {}  # (id(component), live after it) -> (component, live before, live code)
-
-
-def _slice(component: tuple, live: int) -> tuple[int, tuple]:
-    """(bits live before, live instructions in reverse order) of a component, given what is
-    live after it; memoized by identity, since children share their parents' components."""
-    entry = _SLICES.get((id(component), live))
-    if entry is not None and entry[0] is component:
-        return entry[1], entry[2]
-    facts = _component_effects(component)
-    kept, before = [], live
-    for i in range(len(component) - 1, -1, -1):
-        written, read, draws = facts[i]
-        if written & before:
-            before = before & ~written | read
-            kept.append(instruction_key(component[i]))
-        elif draws:
-            kept.append(instruction_key(component[i]))
-    if len(_SLICES) > 1 << 16:
-        _SLICES.clear()
-    kept = tuple(kept)
-    _SLICES[(id(component), live)] = (component, before, kept)  # keeps `component` alive
-    return before, kept
-
-
-def _live_before(component: tuple, live: int) -> int:
-    return _slice(component, live)[0]
-
-
 def live_code(program: Program) -> tuple[tuple, ...]:
     """A cache key: the program's live instructions, per component (reversed order).
 
     Programs with equal live code compute the same predictions, so they score alike. An
     instruction that draws random numbers stays even when dead: it moves the random stream.
     Instructions are compared bit for bit (constants -0.0 and 0.0 differ).
+    NOTE: one pass per component: memoizing slices per component was slower, since most
+    children bring a new component whose liveness is then asked with several live-outs.
     """
     components = program.components()
-    outs = live_outs(components, _live_before)
-    return tuple(_slice(component, live)[1]
-                 for component, live in zip(components, outs, strict=True))
+    effects = tuple(_component_effects(component) for component in components)
+    key = []
+    for component, facts, live in zip(components, effects, live_outs(effects), strict=True):
+        kept = []
+        for i in range(len(component) - 1, -1, -1):
+            written, read, draws = facts[i]
+            if written & live:
+                live = live & ~written | read
+                kept.append(instruction_key(component[i]))
+            elif draws:
+                kept.append(instruction_key(component[i]))
+        key.append(tuple(kept))
+    return tuple(key)
 
 
 def _dead(instruction, live: int) -> bool:
-    written, _, draws = _effects(instruction)
+    written, _, draws = effects_of((instruction,))[0]
     return not draws and not written & live
 
 

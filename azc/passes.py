@@ -130,22 +130,20 @@ def _live_before(effects, live: int) -> int:
     return live
 
 
-def live_outs(effects, live_before=_live_before) -> tuple[int, int, int]:
+def live_outs(effects) -> tuple[int, int, int]:
     """Locations live after Setup, Predict and Learn: the least fixed point of the cycle.
 
         after_learn   = before_predict - {s0, v0}
         after_predict = {s1} | (before_learn - {s0, v0}) | (before_predict - {s0, v0})
         after_setup   = before_predict - {s0, v0}
-
-    `live_before(component, live)` may be a memoized equivalent taking components instead.
     """
     _, predict, learn = effects
     before_predict = before_learn = 0
     while True:
         carried = before_predict & ~_RESET
         after_predict = _OUTPUT | carried | (before_learn & ~_RESET)
-        new_learn = live_before(learn, carried)
-        new_predict = live_before(predict, after_predict)
+        new_learn = _live_before(learn, carried)
+        new_predict = _live_before(predict, after_predict)
         if new_learn == before_learn and new_predict == before_predict:
             return carried, after_predict, carried
         before_learn, before_predict = new_learn, new_predict
