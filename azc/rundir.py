@@ -91,6 +91,8 @@ class RunDir(Monitor):
             raise AzcError(f"{checkpoint}: missing, though progress.jsonl records "
                            f"{max(done):,} individuals: the search state is lost. Start a new "
                            "run, or delete progress.jsonl to run this one again from the start")
+        log.warning("%s: no checkpoint yet (killed before its first one): the run starts from "
+                    "the beginning, with its seed", self.path)
         return experiment, meta["seed"], None
 
     def result(self) -> dict | None:

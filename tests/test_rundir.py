@@ -299,3 +299,16 @@ def test_a_resume_past_its_time_limit_says_so(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="azc"):
         summary = evolve(None, resume=run, engine="reference", max_seconds=0.1)
     assert summary["time_limit"] and "whole run's time counts" in caplog.text
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_and_says_so(tmp_path, caplog):
+    path = tiny(tmp_path)
+    run = tmp_path / "r"
+    from azc.experiment import load_experiment
+    from azc.rundir import RunDir
+
+    RunDir(run).create(load_experiment(path), 11)
+    with caplog.at_level("WARNING", logger="azc"):
+        resumed = evolve(None, resume=run, engine="reference")
+    assert "no checkpoint yet" in caplog.text
+    same_result(resumed, evolve(path, seed=11, engine="reference"))
