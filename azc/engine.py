@@ -288,11 +288,14 @@ class NativeEvaluator:
         if any(g.recorded_steps != train_cap or g.valid_steps != valid_cap
                for g in self.groups):
             raise ConfigError("fingerprints need tasks of equal epoch and validation sizes")
-        result = Fingerprints(np.full((P, n, train_cap), np.nan), np.zeros((P, n), np.int64),
-                              np.full((P, n, valid_cap), np.nan), np.zeros((P, n), np.int64))
-        record = np.array([a.ctypes.data for a in (result.train_errors, result.train_counts,
-                                                   result.valid_errors, result.valid_counts)],
-                          dtype=np.int64)
+        # One buffer for the errors and one for the counts: four arrays cost more to allocate.
+        errors = np.empty(P * n * (train_cap + valid_cap))
+        counts = np.zeros(2 * P * n, np.int64)
+        split = P * n * train_cap
+        result = Fingerprints(errors[:split].reshape(P, n, train_cap), counts[:P * n].reshape(P, n),
+                              errors[split:].reshape(P, n, valid_cap), counts[P * n:].reshape(P, n))
+        at, counted = errors.ctypes.data, counts.ctypes.data
+        record = np.array([at, counted, at + split * 8, counted + P * n * 8], dtype=np.int64)
         self.task_fitness_packed(self.pack(programs, memory), memory, record)
         for errors, counts in ((result.train_errors, result.train_counts),
                                (result.valid_errors, result.valid_counts)):

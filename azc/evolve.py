@@ -79,11 +79,14 @@ class FunctionalCache:
     def keys(self, programs) -> list[int]:
         """One 64-bit fingerprint per program, stable across processes."""
         budget = self.budget.to_bytes(8, "little")
+        if not programs:
+            return []
         if hasattr(self.evaluator, "fingerprints"):
             found = self.evaluator.fingerprints(programs)
-            train = found.train_errors + 0.0  # -0.0 becomes 0.0, NaN padding stays
-            valid = found.valid_errors + 0.0
-            return [_digest(train[p].tobytes(), valid[p].tobytes(), budget)
+            train = (found.train_errors + 0.0).tobytes()  # -0.0 becomes 0.0, NaN padding stays
+            valid = (found.valid_errors + 0.0).tobytes()
+            t, v = len(train) // len(programs), len(valid) // len(programs)
+            return [_digest(train[p * t:p * t + t] + valid[p * v:p * v + v] + budget)
                     for p in range(len(programs))]
         from azc.fec import reference_errors  # NOTE: the reference evaluator records per task
 
@@ -121,9 +124,8 @@ class FunctionalCache:
 
 
 def _digest(*parts: bytes) -> int:
-    h = blake2b(digest_size=8)
-    for part in parts:
-        h.update(part)
+    """The 64-bit BLAKE2b of the parts, concatenated."""
+    h = blake2b(parts[0] if len(parts) == 1 else b"".join(parts), digest_size=8)
     return int.from_bytes(h.digest(), "little")
 
 
