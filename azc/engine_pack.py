@@ -155,16 +155,17 @@ class RecordCache:
         """Remember new components, decoding their new instructions in one `pack`."""
         known = self.rows
         new = {}
-        for component in components:
-            for instruction in component:
-                key = instruction_key(instruction)
+        keys = [[instruction_key(i) for i in component] for component in components]
+        for component, component_keys in zip(components, keys, strict=True):
+            for instruction, key in zip(component, component_keys, strict=True):
                 if key not in known:
                     new[key] = instruction
         if new:
             self._decode(list(new.values()), programs)
-        for component in components:  # an entry keeps `component` alive, so ids stay unique
-            self.components[id(component)] = (component, [
-                r for r in (known[instruction_key(i)] for i in component) if r is not None])
+        for component, component_keys in zip(components, keys, strict=True):
+            # an entry keeps `component` alive, so ids stay unique
+            rows = [known[key] for key in component_keys]
+            self.components[id(component)] = (component, [r for r in rows if r is not None])
 
     def _decode(self, instructions, programs):
         """Check and decode new instructions into table rows (no-ops get none).
