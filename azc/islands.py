@@ -172,6 +172,8 @@ class IslandSearch:
                 if self.stop_requested or (self._out_of_time() and not self._finished(table)):
                     out.interrupted = True
                 self._final_checkpoint()
+                if self.current is not None and not self.stop_requested:
+                    self._report_unfinished_experiment()
             finally:
                 self.transport.close()
         if self.outcome.program is not None and self.experiment.final_tasks:
@@ -388,6 +390,20 @@ class IslandSearch:
         self._states.clear()
         for monitor in self.monitors:
             monitor.experiment_done(record)
+
+    def _report_unfinished_experiment(self):
+        """At the time limit, the best across islands of the unfinished experiment, scored on
+        the select tasks, is reported if it beats the finished experiments' candidates (the
+        checkpoint, already written, resumes the experiment where it stopped)."""
+        _, view = self._best_island()
+        if view is None:
+            return
+        program, search_fitness = self.codec.parse(view.best), view.report["best"]
+        select_fitness = self.current.select_fitness(program)
+        out = self.outcome
+        if select_fitness >= out.select_fitness:
+            out.program, out.search_fitness, out.select_fitness = (program, search_fitness,
+                                                                   select_fitness)
 
     def _final_fitness(self, program) -> float:
         exp = self.experiment

@@ -170,6 +170,8 @@ class Search:
             if self.stop_requested or (self._out_of_time() and not self._finished(table)):
                 self.outcome.interrupted = True
             self._save_checkpoint()
+            if self.current is not None and not self.stop_requested:
+                self._report_unfinished_experiment()
             if self.outcome.program is not None and self.experiment.final_tasks:
                 self.outcome.final_fitness = self._final_fitness(self.outcome.program)
         return self.outcome
@@ -304,6 +306,20 @@ class Search:
         self.current = None
         for monitor in self.monitors:
             monitor.experiment_done(record)
+
+    def _report_unfinished_experiment(self):
+        """At the time limit, score the unfinished experiment's best on the select tasks.
+
+        It is reported if it beats the finished experiments' candidates, so a run that its
+        time limit stops still ends with a select and a final fitness. The checkpoint is already
+        written: a resumed run goes on with the experiment where it stopped.
+        """
+        program, search_fitness = self.current.evolution.best()
+        select_fitness = float(self.current.select_evaluator.fitness_batch([program])[0])
+        out = self.outcome
+        if select_fitness >= out.select_fitness:
+            out.program, out.search_fitness, out.select_fitness = (program, search_fitness,
+                                                                   select_fitness)
 
     def _final_fitness(self, program: Program) -> float:
         exp = self.experiment

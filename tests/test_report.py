@@ -66,8 +66,9 @@ def test_stopped_by_the_time_limit(tmp_path):
     summary = summarize(tmp_path / "run")
     assert summary["status"] == "stopped" and "--resume" in summary["status_detail"]
     assert "time limit" in summary["status_detail"]
-    # Stopped inside the first experiment: nothing selected yet, but a best so far and where.
-    assert summary["experiments"] == 0 and summary["search_fitness"] is None
+    # Stopped inside the first experiment: its best so far is still scored and reported.
+    assert summary["experiments"] == 0 and summary["search_fitness"] is not None
+    assert summary["select_fitness"] is not None and summary["final_fitness"] is not None
     assert summary["best_program"] and summary["current"]["experiment"] == 0
 
 

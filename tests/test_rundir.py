@@ -312,3 +312,16 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_and_says_so(tmp_p
         resumed = evolve(None, resume=run, engine="reference")
     assert "no checkpoint yet" in caplog.text
     same_result(resumed, evolve(path, seed=11, engine="reference"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_its_time_limit_stops_still_reports_select_and_final_fitness(tmp_path, workers):
+    # the time limit used to end a run inside its first experiment with no candidate at all
+    path = tmp_path / "long.toml"
+    path.write_text(TINY.replace("max_train_steps = 30_000", "max_train_steps = 10_000_000"))
+    summary = evolve(path, seed=3, out=tmp_path / "r", engine="reference", max_seconds=1.0,
+                     workers=workers)
+    assert summary["interrupted"] and summary["experiments"] == 0
+    assert summary["best_program"] is not None
+    assert summary["select_fitness"] is not None and summary["final_fitness"] is not None
+    assert parse(summary["best_program"]) == parse_file(tmp_path / "r" / "best.az")
