@@ -376,9 +376,7 @@ class IslandSearch:
             select_fitness = current.select_fitness(program)
         out = self.outcome
         out.experiments += 1
-        if select_fitness >= out.select_fitness:
-            out.program, out.search_fitness, out.select_fitness = (program, search_fitness,
-                                                                   select_fitness)
+        out.offer(program, search_fitness, select_fitness)
         record = {"experiment": current.index, "search_fitness": search_fitness,
                   "select_fitness": select_fitness, "individuals": self.individuals(),
                   "seconds": round(self.seconds(), 3), "best_select_fitness": out.select_fitness,
@@ -400,10 +398,7 @@ class IslandSearch:
             return
         program, search_fitness = self.codec.parse(view.best), view.report["best"]
         select_fitness = self.current.select_fitness(program)
-        out = self.outcome
-        if select_fitness >= out.select_fitness:
-            out.program, out.search_fitness, out.select_fitness = (program, search_fitness,
-                                                                   select_fitness)
+        self.outcome.offer(program, search_fitness, select_fitness)
 
     def _final_fitness(self, program) -> float:
         exp = self.experiment

@@ -76,6 +76,12 @@ class Outcome:
     solved: bool = False
     interrupted: bool = False
 
+    def offer(self, program: Program, search_fitness: float, select_fitness: float):
+        """Keep a candidate if its select fitness is at least the best so far (ties: newest)."""
+        if select_fitness >= self.select_fitness:
+            self.program, self.search_fitness = program, search_fitness
+            self.select_fitness = select_fitness
+
     def summary(self) -> dict:
         from azc.printer import format_program
 
@@ -291,9 +297,7 @@ class Search:
             select_fitness = float(state.select_evaluator.fitness_batch([program])[0])
         out = self.outcome
         out.experiments += 1
-        if select_fitness >= out.select_fitness:
-            out.program, out.search_fitness, out.select_fitness = (program, search_fitness,
-                                                                   select_fitness)
+        out.offer(program, search_fitness, select_fitness)
         record = {"experiment": state.index, "search_fitness": search_fitness,
                   "select_fitness": select_fitness, "individuals": self.individuals(),
                   "seconds": round(self.seconds(), 3), "best_select_fitness": out.select_fitness,
@@ -316,10 +320,7 @@ class Search:
         """
         program, search_fitness = self.current.evolution.best()
         select_fitness = float(self.current.select_evaluator.fitness_batch([program])[0])
-        out = self.outcome
-        if select_fitness >= out.select_fitness:
-            out.program, out.search_fitness, out.select_fitness = (program, search_fitness,
-                                                                   select_fitness)
+        self.outcome.offer(program, search_fitness, select_fitness)
 
     def _final_fitness(self, program: Program) -> float:
         exp = self.experiment
