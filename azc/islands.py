@@ -158,7 +158,7 @@ class IslandSearch:
             try:
                 for island in range(self.islands):
                     self.transport.start(island)
-                while not self._finished(table):
+                while not self.outcome.finished(table):
                     if self.current is None:
                         self._start_experiment(self._resume)
                         self._resume = None
@@ -169,7 +169,7 @@ class IslandSearch:
                     self._end_experiment()
                 out = self.outcome
                 out.seconds, out.individuals = self.seconds(), self.individuals()
-                if self.stop_requested or (self._out_of_time() and not self._finished(table)):
+                if self.stop_requested or (self._out_of_time() and not out.finished(table)):
                     out.interrupted = True
                 self._final_checkpoint()
                 if self.current is not None and not self.stop_requested:
@@ -179,13 +179,6 @@ class IslandSearch:
         if self.outcome.program is not None and self.experiment.final_tasks:
             self.outcome.final_fitness = self._final_fitness(self.outcome.program)
         return self.outcome
-
-    def _finished(self, table) -> bool:
-        out = self.outcome
-        if table.sufficient_fitness is not None and out.select_fitness > table.sufficient_fitness:
-            out.solved = True
-            return True
-        return bool(table.max_experiments) and out.experiments >= table.max_experiments
 
     def _start_experiment(self, saved: dict | None = None):
         """Seeds and the select tasks here; a population (new or a checkpoint's) per island."""

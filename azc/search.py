@@ -82,6 +82,13 @@ class Outcome:
             self.program, self.search_fitness = program, search_fitness
             self.select_fitness = select_fitness
 
+    def finished(self, table) -> bool:
+        """Whether the search is over: solved, or out of experiments (`table`: [experiments])."""
+        if table.sufficient_fitness is not None and self.select_fitness > table.sufficient_fitness:
+            self.solved = True
+            return True
+        return bool(table.max_experiments) and self.experiments >= table.max_experiments
+
     def summary(self) -> dict:
         from azc.printer import format_program
 
@@ -163,7 +170,7 @@ class Search:
         """Run experiments until solved, out of experiments or out of time; then final tasks."""
         table = self.experiment.table.experiments
         with _stop_on_sigint(self), _without_cyclic_gc():
-            while not self._finished(table):
+            while not self.outcome.finished(table):
                 if self.current is None:
                     self._start_experiment()
                 self._evolve()
@@ -173,7 +180,7 @@ class Search:
                 self._end_experiment()
             self.outcome.seconds = self.seconds()
             self.outcome.individuals = self.individuals()
-            if self.stop_requested or (self._out_of_time() and not self._finished(table)):
+            if self.stop_requested or (self._out_of_time() and not self.outcome.finished(table)):
                 self.outcome.interrupted = True
             self._save_checkpoint()
             if self.current is not None and not self.stop_requested:
@@ -181,13 +188,6 @@ class Search:
             if self.outcome.program is not None and self.experiment.final_tasks:
                 self.outcome.final_fitness = self._final_fitness(self.outcome.program)
         return self.outcome
-
-    def _finished(self, table) -> bool:
-        out = self.outcome
-        if table.sufficient_fitness is not None and out.select_fitness > table.sufficient_fitness:
-            out.solved = True
-            return True
-        return bool(table.max_experiments) and out.experiments >= table.max_experiments
 
     def _start_experiment(self, state: dict | None = None):
         """Seeds, tasks, evaluators and a new population (or the one of a checkpoint)."""
