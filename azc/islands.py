@@ -367,13 +367,10 @@ class IslandSearch:
             _, view = self._best_island()
             program, search_fitness = self.codec.parse(view.best), view.report["best"]
             select_fitness = current.select_fitness(program)
-        out = self.outcome
-        out.experiments += 1
-        out.offer(program, search_fitness, select_fitness)
-        record = {"experiment": current.index, "search_fitness": search_fitness,
-                  "select_fitness": select_fitness, "individuals": self.individuals(),
-                  "seconds": round(self.seconds(), 3), "best_select_fitness": out.select_fitness,
-                  "migrations": current.migrations}
+        record = self.outcome.close_experiment(current.index, program, search_fitness,
+                                               select_fitness, self.individuals(),
+                                               self.seconds())
+        record["migrations"] = current.migrations
         log.info("experiment %d done: search %.6f select %.6f", current.index, search_fitness,
                  select_fitness)
         self._individuals_before = self.individuals()

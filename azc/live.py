@@ -35,6 +35,14 @@ def _line(record: dict) -> str:
             f"cache_hits={record['cache_hit_rate']:.1%}")
 
 
+def _printed_event(console: Console, record: dict) -> bool:
+    """Print a record that is an event rather than a progress report; whether it was one."""
+    event = _event(record)
+    if event:
+        console.print(event, highlight=False)
+    return event is not None
+
+
 class PlainView(Monitor):
     """One line per progress report and per finished experiment, for logs and pipes."""
 
@@ -44,10 +52,7 @@ class PlainView(Monitor):
         self._last = -float("inf")
 
     def progress(self, record: dict):
-        event = _event(record)
-        if event is not None:
-            if event:
-                self.console.print(event, highlight=False)
+        if _printed_event(self.console, record):
             return
         now = time.monotonic()
         if now - self._last >= self.every:
@@ -88,10 +93,7 @@ class LiveView(Monitor):
                      title_align="left")
 
     def progress(self, record: dict):
-        event = _event(record)
-        if event is not None:
-            if event:
-                self.console.print(event, highlight=False)
+        if _printed_event(self.console, record):
             return
         self.bar.update(self.task, completed=min(record["train_steps"], self.budget),
                         experiment=record["experiment"])

@@ -82,6 +82,15 @@ class Outcome:
             self.program, self.search_fitness = program, search_fitness
             self.select_fitness = select_fitness
 
+    def close_experiment(self, index: int, program: Program, search_fitness: float,
+                         select_fitness: float, individuals: int, seconds: float) -> dict:
+        """Count an ended experiment, offer its candidate; the record monitors receive."""
+        self.experiments += 1
+        self.offer(program, search_fitness, select_fitness)
+        return {"experiment": index, "search_fitness": search_fitness,
+                "select_fitness": select_fitness, "individuals": individuals,
+                "seconds": round(seconds, 3), "best_select_fitness": self.select_fitness}
+
     def finished(self, table) -> bool:
         """Whether the search is over: solved, or out of experiments (`table`: [experiments])."""
         if table.sufficient_fitness is not None and self.select_fitness > table.sufficient_fitness:
@@ -295,15 +304,12 @@ class Search:
         else:
             program, search_fitness = state.evolution.best()
             select_fitness = float(state.select_evaluator.fitness_batch([program])[0])
-        out = self.outcome
-        out.experiments += 1
-        out.offer(program, search_fitness, select_fitness)
-        record = {"experiment": state.index, "search_fitness": search_fitness,
-                  "select_fitness": select_fitness, "individuals": self.individuals(),
-                  "seconds": round(self.seconds(), 3), "best_select_fitness": out.select_fitness,
-                  "cache_hit_rate": round(state.scorer.hit_rate(), 4),
-                  "evaluations": state.scorer.evaluations,
-                  "hurdle_rejects": state.scorer.hurdle_rejects}
+        record = self.outcome.close_experiment(state.index, program, search_fitness,
+                                               select_fitness, self.individuals(),
+                                               self.seconds())
+        record.update(cache_hit_rate=round(state.scorer.hit_rate(), 4),
+                      evaluations=state.scorer.evaluations,
+                      hurdle_rejects=state.scorer.hurdle_rejects)
         log.info("experiment %d done: search %.6f select %.6f", state.index, search_fitness,
                  select_fitness)
         self._individuals_before += state.scorer.individuals
