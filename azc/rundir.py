@@ -186,7 +186,8 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
         rundir = RunDir(resume)
         finished = rundir.result()
         if finished is not None and not finished.get("interrupted"):
-            return finished
+            log.warning("%s already finished: nothing to resume; its result follows", resume)
+            return {**finished, "run_directory": str(rundir.path)}
         experiment, seed, state = rundir.load()
         spent = (state or {}).get("seconds", 0.0)
         if spent >= max_seconds:

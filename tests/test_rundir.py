@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -325,3 +326,15 @@ def test_a_run_its_time_limit_stops_still_reports_select_and_final_fitness(tmp_p
     assert summary["best_program"] is not None
     assert summary["select_fitness"] is not None and summary["final_fitness"] is not None
     assert parse(summary["best_program"]) == parse_file(tmp_path / "r" / "best.az")
+
+
+def test_resuming_a_finished_copied_run_names_the_copy_and_says_it_is_done(tmp_path, caplog):
+    # it used to reprint the stored result silently, naming the directory it was first run in
+    first = evolve(tiny(tmp_path), seed=4, out=tmp_path / "r", engine="reference")
+    assert not first["interrupted"]
+    shutil.copytree(tmp_path / "r", tmp_path / "copy")
+    with caplog.at_level("WARNING", logger="azc"):
+        again = evolve(None, resume=tmp_path / "copy", engine="reference")
+    assert again["run_directory"] == str(tmp_path / "copy")
+    assert "already finished" in caplog.text
+    assert again["best_program"] == first["best_program"]
