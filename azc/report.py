@@ -157,9 +157,14 @@ def summarize(path: str | Path, now: float | None = None) -> dict:
     if not isinstance(meta, dict):
         raise AzcError(f"{run / 'run.json'}: damaged run file: not a JSON object")
     result = _json_file(run / "result.json") if (run / "result.json").exists() else None
-    checkpoint = (_json_file(run / "checkpoint.json")
-                  if result is None and (run / "checkpoint.json").exists() else None)
     warnings = []
+    checkpoint = None
+    resumable = result is None or result.get("interrupted")
+    if resumable and (run / "checkpoint.json").exists():
+        try:
+            checkpoint = _json_file(run / "checkpoint.json")
+        except AzcError as problem:
+            warnings.append(f"{problem}; the run cannot be resumed from it")
     try:
         log = read_progress_log(run)
     except AzcError as problem:
@@ -178,6 +183,8 @@ def summarize(path: str | Path, now: float | None = None) -> dict:
         "current": None, "cache_hit_rates": _cache_hit_rates(log),
         "best_program": _best_program(run, result), "warnings": warnings,
     }
+    if resumable and (run / "checkpoint.json").exists() and checkpoint is None:
+        summary["status_detail"] = summary["status_detail"].split("; continue it")[0]
     if result is not None:
         for key in ("search_fitness", "select_fitness", "final_fitness", "solved",
                     "experiments", "individuals", "seconds", "individuals_per_second"):
@@ -186,7 +193,7 @@ def summarize(path: str | Path, now: float | None = None) -> dict:
             summary["search_fitness"] = None
     else:
         # Still running, or killed: the best of the finished experiments is in the checkpoint.
-        outcome = (checkpoint or {}).get("outcome") or {}
+        outcome = (checkpoint if isinstance(checkpoint, dict) else {}).get("outcome") or {}
         if outcome.get("select_fitness") is not None:
             summary["search_fitness"] = outcome.get("search_fitness")
             summary["select_fitness"] = outcome.get("select_fitness")

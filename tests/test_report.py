@@ -126,3 +126,15 @@ def test_a_resumed_run_cuts_the_killed_runs_partial_line(run):
     rundir.finish({})
     resumed = read_progress_log(run)
     assert not resumed.partial_last_line and len(resumed.reports) == len(whole) + 1
+
+
+def test_a_stopped_run_with_a_damaged_checkpoint_is_not_offered_for_resume(tmp_path):
+    # show used to say "continue it with azc evolve --resume", which then refused the run
+    (tmp_path / "tiny.toml").write_text(TINY)
+    evolve(tmp_path / "tiny.toml", seed=3, out=tmp_path / "run", engine="reference",
+           max_seconds=0.01)
+    checkpoint = tmp_path / "run" / "checkpoint.json"
+    checkpoint.write_text(checkpoint.read_text()[:40])
+    summary = summarize(tmp_path / "run")
+    assert any("cannot be resumed" in warning for warning in summary["warnings"])
+    assert "--resume" not in summary["status_detail"]
