@@ -10,6 +10,7 @@ driver may hold threads (the live view) and compiled code. A worker ignores Ctrl
 handles it and stops its workers.
 """
 
+import gc
 import json
 import multiprocessing
 import signal
@@ -97,6 +98,7 @@ class ProcessIslands:
 def _worker(pipe, island: int, setup: str):
     """A worker process: one island, answering commands until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
+    gc.disable()  # NOTE: for the worker's life, not per command: see Island.handle
     setup = json.loads(setup)
     experiment = experiment_from_text(setup["experiment"], setup["path"])
     worker = Island(experiment, island, setup["seeds"][island], setup["engine"])

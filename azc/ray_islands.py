@@ -48,10 +48,12 @@ class _IslandActor:
     """An actor holding one island (azc.island.Island)."""
 
     def __init__(self, island: int, setup: str):
+        import gc
         import json
 
         from azc.island import Island, experiment_from_text
 
+        gc.disable()  # NOTE: for the actor's life, not per command: see Island.handle
         setup = json.loads(setup)
         experiment = experiment_from_text(setup["experiment"], setup["path"])
         self.island = Island(experiment, island, setup["seeds"][island], setup["engine"])
