@@ -33,6 +33,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -182,23 +183,13 @@ class IslandSearch:
 
     def _start_experiment(self, saved: dict | None = None):
         """Seeds and the select tasks here; a population (new or a checkpoint's) per island."""
-        exp, table = self.experiment, self.experiment.table
         index = self.outcome.experiments
         task_seed = saved["task_seed"] if saved else self.rng.getrandbits(32)
         eval_seed = saved["eval_seed"] if saved else self.rng.getrandbits(63)
 
-        def select():
-            # NOTE: the select evaluator as azc.search.Search._start_experiment makes it.
-            specs = exp.select_tasks
-            if table.experiments.randomize_task_seeds:
-                specs = randomize_seeds(specs, task_seed ^ 0x5E1EC7)
-            ops = sorted(set().union(*exp.mutation.ops) | self.generator.hand_written_ops())
-            return make_evaluator(make_collection(specs), exp.memory,
-                                  max_abs_error=table.evolution.max_abs_error, seed=eval_seed,
-                                  engine=self.engine, ops=ops)
-
         until = saved["until"] if saved else [self._migrate_every()] * self.islands
         views = [_IslandView(until=until[i]) for i in range(self.islands)]
+        select = partial(self.select_evaluator, task_seed, eval_seed)
         self.current = _Current(index, task_seed, eval_seed, select, views)
         if saved:
             self.current.checked_above = (-math.inf if saved["checked_above"] is None
@@ -215,6 +206,18 @@ class IslandSearch:
             self._begin(island)
         while any(view.pending for view in views):
             self._receive(begin_only=True)
+
+    def select_evaluator(self, task_seed: int, eval_seed: int):
+        """An experiment's select tasks, evaluated as azc.search.Search (and so each island)
+        evaluates them."""
+        exp, table = self.experiment, self.experiment.table
+        specs = exp.select_tasks
+        if table.experiments.randomize_task_seeds:
+            specs = randomize_seeds(specs, task_seed ^ 0x5E1EC7)
+        ops = sorted(set().union(*exp.mutation.ops) | self.generator.hand_written_ops())
+        return make_evaluator(make_collection(specs), exp.memory,
+                              max_abs_error=table.evolution.max_abs_error, seed=eval_seed,
+                              engine=self.engine, ops=ops)
 
     def _migrate_every(self) -> int:
         return self.settings.migrate_every if self.islands > 1 else 2**62
@@ -366,7 +369,10 @@ class IslandSearch:
         else:
             _, view = self._best_island()
             program, search_fitness = self.codec.parse(view.best), view.report["best"]
-            select_fitness = current.select_fitness(program)
+            # NOTE: an island that spent its share scored its best on the select tasks itself.
+            select_fitness = view.report.get("select_fitness")
+            if select_fitness is None:
+                select_fitness = current.select_fitness(program)
         record = self.outcome.close_experiment(current.index, program, search_fitness,
                                                select_fitness, self.individuals(),
                                                self.seconds())

@@ -84,6 +84,21 @@ def test_immigrants_replace_the_oldest_and_join_as_the_youngest():
     assert evolution.fitness[-3:] == [0.123] * 3
 
 
+def test_an_island_that_spent_its_share_scores_its_best_on_the_select_tasks():
+    exp = experiment()
+    island = Island(exp, 0, seed=1, engine="reference")
+    island.handle(json.dumps({"command": "begin", "experiment": 0, "task_seed": 3,
+                              "eval_seed": 4}))
+    answer = json.loads(island.handle(json.dumps(
+        {"command": "evolve", "until": 10**9, "max_train_steps": 5_000, "seconds": 10.0})))
+    assert answer["done"]
+    # The oracle: the driver's own select evaluator for the same seeds.
+    driver = IslandSearch(exp, 1, islands=2, engine="reference")
+    program = parse(answer["best_program"])
+    expected = driver.select_evaluator(3, 4).fitness_batch([program])[0]
+    assert answer["select_fitness"] == float(expected)
+
+
 def test_deterministic_islands_repeat_and_migrate():
     runs = []
     for _ in range(2):
