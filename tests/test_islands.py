@@ -6,18 +6,20 @@ import random
 import signal
 
 import pytest
+from hypothesis import given, settings
 from typer.testing import CliRunner
 
 from azc.cli import app
 from azc.experiment import load_experiment
 from azc.generator import Generator
-from azc.island import Island, ProgramCodec, experiment_from_text
+from azc.island import Island, ProgramCodec, experiment_from_text, read_instruction
 from azc.islands import IslandSearch, island_seeds, read_island_states
 from azc.mutator import Mutator
 from azc.parse import parse
-from azc.printer import format_program
+from azc.printer import format_instruction, format_program
 from azc.rundir import evolve, read_progress
 from azc.search import Monitor
+from tests.strategies import instructions
 from tests.test_experiment import TINY
 
 ISLANDS = TINY.replace("[experiments]", "[islands]\nmigrate_every = 100\n"
@@ -54,6 +56,22 @@ def test_program_codec_parses_like_the_parser():
     assert len(codec._lines) < sum(len(c) for p in programs for c in p.components()) / 2
     odd = "def learn():\n    s3 = s0 - s1\n\ndef setup():\n  s2 = 0.5\n"
     assert codec.parse(odd) == parse(odd)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instructions())
+def test_an_instruction_line_reads_back_as_the_parser_reads_it(instruction):
+    line = format_instruction(instruction)
+    (parsed,) = parse(f"def setup():\n    {line}\n").setup
+    read = read_instruction(line)
+    assert read == parsed == instruction
+    assert format_instruction(read) == line  # the same bits: -0.0 stays -0.0
+
+
+@pytest.mark.parametrize("line", ["v2[1.5] = 1.0", "m0 = norm(m0)", "s1 = 0.50", "s1 = 1e400",
+                                  "s1 = inf", "s1 = s0 -  s2", "s1 = 1 / s0 # note"])
+def test_lines_not_canonical_are_left_to_the_parser(line):
+    assert read_instruction(line) is None
 
 
 def test_island_seeds_are_distinct_and_do_not_depend_on_the_count():
