@@ -5,7 +5,7 @@ An experiment mirrors the original's SearchExperimentSpec plus the run_search_ex
 
     [evolution]       population_size, tournament_size, initial_population, mutations,
                       mutate_prob, max_train_steps, max_abs_error, combine, batch_size,
-                      deferred
+                      deferred, mode ("exact", or "batch": azc.evolve_batch)
     [memory]          scalars, vectors, matrices
     [setup] [predict] [learn]   ops (op names, see `azc ops`), size (initial), min_size,
                       max_size (0 = none). As in the original (reference §9.1) an empty ops
@@ -71,6 +71,8 @@ class Evolution:
     batch_size: int = setting(256, at_least(1), "children evaluated per native call at most")
     deferred: bool = setting(False, help="place each batch's children together: larger "
                                          "batches, children compete up to batch_size slots late")
+    mode: Literal["exact", "batch"] = setting("exact", help="batch: whole chunks of batch_size "
+                                              "children on arrays (azc.evolve_batch), deferred")
 
     def __post_init__(self):
         # NOTE: the original draws with replacement, so a larger tournament would run, but it
@@ -223,6 +225,16 @@ def experiment_from(document: TomlFile, base: Path = Path(".")) -> Experiment:
         raise error(("memory",), str(problem)) from None
     if not any(mutation.ops):
         raise error(("setup",), "no component has ops: evolution could change nothing")
+
+    if table.evolution.mode == "batch":
+        from azc.mutate_batch import SUPPORTED
+
+        for name in table.evolution.mutations:
+            if name not in SUPPORTED:
+                raise error(("evolution", "mutations"), f"mode = \"batch\" keeps component "
+                            f"sizes fixed and cannot use {name!r}; use mode = \"exact\"")
+        if table.hurdle is not None:
+            raise error(("hurdle",), "mode = \"batch\" has no hurdles; use mode = \"exact\"")
 
     start = table.evolution.initial_population
     if start in HAND_WRITTEN and not memory.covers(HAND_WRITTEN[start].memory_shape()):

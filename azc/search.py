@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from azc.budget import TrainBudget
 from azc.evolve import FunctionalCache, Hurdle, RegularizedEvolution, Scorer
+from azc.evolve_batch import BatchEvolution
 from azc.experiment import Experiment
 from azc.fec import FEC_SEED
 from azc.generator import Generator, baseline_program
@@ -219,11 +220,18 @@ class Search:
                                    **options)
         select = make_evaluator(make_collection(select_specs), exp.memory, **options)
         scorer = self._scorer(search_tasks, evaluator, options)
-        evolution = RegularizedEvolution(scorer, self.mutator, self.generator,
-                                         table.evolution.population_size,
-                                         table.evolution.tournament_size, self.rng,
-                                         table.evolution.batch_size,
-                                         table.evolution.deferred)
+        if table.evolution.mode == "batch":  # its own stream, from seeds already drawn
+            evolution = BatchEvolution(scorer, self.mutator, self.generator,
+                                       table.evolution.population_size,
+                                       table.evolution.tournament_size,
+                                       [self.seed & (2**64 - 1), index, eval_seed],
+                                       table.evolution.batch_size)
+        else:
+            evolution = RegularizedEvolution(scorer, self.mutator, self.generator,
+                                             table.evolution.population_size,
+                                             table.evolution.tournament_size, self.rng,
+                                             table.evolution.batch_size,
+                                             table.evolution.deferred)
         self.current = ExperimentState(index, task_seed, eval_seed, evolution, scorer, select)
         log.info("experiment %d: task seed %d", index, task_seed)
         if state is None:
@@ -404,6 +412,8 @@ class Search:
                            "recent": list(scorer._recent)},
                 "functional": scorer.functional.state() if scorer.functional else None,
             }
+            if isinstance(evolution, BatchEvolution):
+                state["experiment"]["batch"] = evolution.state()
         return state
 
     def restore(self, state: dict):
@@ -423,8 +433,9 @@ class Search:
         if current is not None:
             self._start_experiment(current)
             evolution, scorer = self.current.evolution, self.current.scorer
+            batch = {"state": current["batch"]} if current.get("batch") else {}
             evolution.restore([parse(text) for text in current["population"]],
-                              current["fitness"])
+                              current["fitness"], **batch)
             evolution.generations = current["generations"]
             if scorer.functional is not None and current.get("functional"):
                 scorer.functional.restore(current["functional"])

@@ -5,7 +5,7 @@ The original (google-research/automl_zero run_demo.sh, 2021 code, g++ -O3) needs
 project's machine kind. azc's goal: median <= 32 s at >= 86,000 individuals/s end to end.
 
     python bench/discovery.py --seeds 10 [--first-seed 1] [--max-time 600] [--json]
-                              [--deferred BATCH] [--no-fec]
+                              [--deferred BATCH | --batch BATCH] [--no-fec]
 
 Each seed runs the whole demo (experiments until a candidate passes the select tasks, then the
 final tasks) in this process, pinned to one CPU; the engine is compiled once, before timing.
@@ -55,6 +55,8 @@ def main(argv=None):
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to [default: last]")
     parser.add_argument("--deferred", type=int, default=0, metavar="BATCH",
                         help="deferred batches of this many children (a deviation; 0: exact)")
+    parser.add_argument("--batch", type=int, default=0, metavar="BATCH",
+                        help="batch mode (azc.evolve_batch), chunks of this many children")
     parser.add_argument("--no-fec", action="store_true", help="drop the experiment's FEC")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -64,6 +66,8 @@ def main(argv=None):
     experiment = load_experiment(args.experiment)
     if args.deferred:
         experiment = replace_settings(experiment, deferred=True, batch_size=args.deferred)
+    if args.batch:
+        experiment = replace_settings(experiment, mode="batch", batch_size=args.batch)
     if args.no_fec:
         experiment = dataclasses.replace(
             experiment, table=dataclasses.replace(experiment.table, fec=None))
@@ -83,6 +87,7 @@ def main(argv=None):
         "min_seconds": min(seconds),
         "median_experiments": statistics.median(r["experiments"] for r in runs),
         "individuals_per_second": round(rate), "cpu": cpu, "deferred": args.deferred,
+        "batch": args.batch,
         "fec": not args.no_fec, "runs": runs,
     }
     if args.json:

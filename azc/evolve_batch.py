@@ -1,0 +1,331 @@
+"""Regularized evolution on arrays: a chunk of children per step, vectorized with NumPy.
+
+The population is two arrays (azc.mutate_batch's layout: one row of instructions per
+individual) and a fitness vector; programs become Program objects only when asked for (the
+best, checkpoints). One generation:
+
+    for each chunk of slots [s, s + batch_size) in 0 .. P-1, in order:
+        parents  = tournament winners, one per slot (T draws with replacement each, the first
+                   drawn of the maxima wins), all drawn on the population before the chunk
+        children = mutate(parents)                   # azc.mutate_batch, §9's distribution
+        fitness  = parent's if a child equals its parent, else score(children)
+        population[chunk], fitness[chunk] = children, fitness
+
+This is the "deferred" deviation of azc.evolve (documented in examples/experiments/demo.toml):
+a child competes only from the next chunk on, up to batch_size slots late, where the original
+lets it compete at once. Everything else is the original's (reference §11-13):
+
+- scoring: a changed child is fingerprinted by its errors over a short run with the FEC seed
+  (reference §12), hashed with the train budget; the LRU cache of azc.evolve.FunctionalCache
+  (size, forget_every) answers known fingerprints, and the first child of each new fingerprint
+  is evaluated. Without [fec] every changed child is evaluated.
+- the train budget (§13) gives over-budget children the minimum fitness unevaluated.
+- train steps are counted by the Scorer's rules: `steps_per_individual` for every child,
+  `steps_per_evaluation` for each one evaluated, so max_train_steps means the same work.
+- random numbers come from a NumPy Generator seeded once per experiment; a seed fixes the run.
+
+Hurdles and size-changing mutations (insert, remove, trade) are not supported; the experiment
+file's validation refuses them in batch mode.
+"""
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from azc.engine_pack import Packed, pack
+from azc.errors import ConfigError
+from azc.evolve import PopulationStats, Scorer
+from azc.fitness import MIN_FITNESS
+from azc.mutate_batch import BatchMutator, arrays_to_program, programs_to_arrays
+from azc.ops import OPS
+
+log = logging.getLogger("azc")
+
+_COSTS = np.array([op.cost for op in OPS], dtype=np.int64)
+# Odd multipliers of the error hash, one per error position (a fixed stream: keys are stable).
+_MULTIPLIERS = np.random.Generator(np.random.PCG64(0x5EED_FEC)).integers(
+    0, 2**63, 4096, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def hash_rows(words: np.ndarray, salt: int) -> np.ndarray:
+    """A 64-bit hash of each row of a uint64 matrix, with `salt` mixed in (stable everywhere).
+
+    Each word is multiplied by its position's odd constant and xor-shifted (a bijection per
+    position), the results are summed, and the sum is mixed with the salt by splitmix64.
+    """
+    with np.errstate(over="ignore"):
+        z = words * _MULTIPLIERS[:words.shape[1]]
+        z ^= z >> np.uint64(29)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        total = z.sum(axis=1, dtype=np.uint64) ^ np.uint64(salt & (2**64 - 1))
+        total ^= total >> np.uint64(30)
+        total *= np.uint64(0xBF58476D1CE4E5B9)
+        total ^= total >> np.uint64(27)
+        total *= np.uint64(0x94D049BB133111EB)
+        total ^= total >> np.uint64(31)
+    return total
+
+
+class _Population:
+    """The population as a read-only sequence of Programs, made on access."""
+
+    def __init__(self, evolution: "BatchEvolution"):
+        self.evolution = evolution
+
+    def __len__(self):
+        return len(self.evolution.codes)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.evolution.program(index)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class BatchEvolution:
+    """The population as arrays, its fitnesses, and the chunked loop that renews them.
+
+    Same interface as azc.evolve.RegularizedEvolution (initialize, restore, generation, run,
+    stats, best, population, fitness), plus `state()` for the random stream of checkpoints.
+    """
+
+    def __init__(self, scorer: Scorer, mutator, generator, population_size: int,
+                 tournament_size: int, seed, batch_size: int = 1000):
+        if scorer.hurdle is not None:
+            raise ConfigError("batch evolution does not support hurdles; use mode = \"exact\"")
+        self.scorer = scorer
+        self.mutator = mutator  # the scalar mutator, for the initial population only
+        self.generator = generator
+        self.settings = mutator.settings
+        self.population_size = population_size
+        self.tournament_size = tournament_size
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.batch_mutator: BatchMutator | None = None
+        self.codes = np.zeros((0, 0, 4), dtype=np.int64)
+        self.data = np.zeros((0, 0, 3))
+        self.scores = np.zeros(0)
+        self.lengths = (0, 0, 0)
+        self.generations = 0
+        self._budget_limit = None
+        if scorer.budget is not None:
+            from azc.budget import program_cost
+
+            self._budget_limit = scorer.budget.factor * program_cost(scorer.budget.baseline,
+                                                                     scorer.num_train)
+
+    # --- the population as programs ------------------------------------------------------------
+
+    @property
+    def population(self) -> _Population:
+        return _Population(self)
+
+    @property
+    def fitness(self) -> list[float]:
+        return self.scores.tolist()
+
+    def program(self, slot: int):
+        return arrays_to_program(self.codes[slot], self.data[slot], self.lengths)
+
+    def _set_programs(self, programs):
+        self.lengths = tuple(len(c) for c in programs[0].components())
+        self.codes, self.data = programs_to_arrays(programs, self.lengths)
+        self.batch_mutator = BatchMutator(self.settings, self.lengths, self.rng)
+
+    # --- the loop (see the module docstring) ---------------------------------------------------
+
+    def initialize(self):
+        """Fill every slot with an initial program (passed through a 0-action mutation)."""
+        programs = [self.mutator.mutate(self.generator.initial_program(), 0)
+                    for _ in range(self.population_size)]
+        self._set_programs(programs)
+        self.scores = self._score(self.codes, self.data)
+
+    def restore(self, population, fitness, state: dict | None = None):
+        """Continue from a saved population (a checkpoint) and, if given, its random stream."""
+        self._set_programs(list(population))
+        self.scores = np.array(fitness, dtype=np.float64)
+        if state is not None:
+            self.rng.bit_generator.state = state["rng"]
+
+    def state(self) -> dict:
+        """What a checkpoint needs beyond the population: the random stream, JSON-ready."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def generation(self):
+        """One pass over the slots in index order, a chunk of children at a time."""
+        size, tournament = self.population_size, self.tournament_size
+        for start in range(0, size, self.batch_size):
+            slots = slice(start, min(size, start + self.batch_size))
+            count = slots.stop - slots.start
+
+            # argmax keeps the first of equal maxima: the first drawn wins ties.
+            drawn = self.rng.integers(0, size, (count, tournament))
+            winners = drawn[np.arange(count), np.argmax(self.scores[drawn], axis=1)]
+
+            codes, data, changed = self.batch_mutator.mutate(self.codes[winners],
+                                                             self.data[winners])
+            scores = self.scores[winners]
+            same = count - int(changed.sum())
+            self.scorer.individuals += same  # a child equal to its parent: known, as in evolve
+            self.scorer.cache_hits += same
+            self.scorer.train_steps += self.scorer.steps_per_individual * same
+            if same < count:
+                scores[changed] = self._score(codes[changed], data[changed])
+
+            self.codes[slots], self.data[slots], self.scores[slots] = codes, data, scores
+        self.generations += 1
+
+    def run(self, max_train_steps: int, max_seconds: float = math.inf, should_stop=None):
+        """Generations until the train steps or time run out, or `should_stop()` says so.
+
+        NOTE: like the original, limits are checked between generations only.
+        """
+        start_steps, start = self.scorer.train_steps, time.monotonic()
+        while (self.scorer.train_steps - start_steps < max_train_steps
+               and time.monotonic() - start < max_seconds):
+            self.generation()
+            if should_stop is not None and should_stop():
+                return
+
+    def stats(self) -> PopulationStats:
+        scores = self.scores
+        mean = float(scores.mean())
+        variance = float((scores * scores).mean()) - mean * mean
+        best = int(np.argmax(scores))
+        return PopulationStats(mean, math.sqrt(max(variance, 0.0)), best, float(scores[best]))
+
+    def best(self):
+        stats = self.stats()
+        return self.program(stats.best_index), stats.best_fitness
+
+    # --- scoring -------------------------------------------------------------------------------
+
+    def _score(self, codes: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """Fitness of new individuals: train budget, then the FEC, then evaluation."""
+        scorer, count = self.scorer, len(codes)
+        scorer.individuals += count
+        scorer.train_steps += scorer.steps_per_individual * count
+        scores = np.full(count, MIN_FITNESS)
+        allowed = np.ones(count, bool)
+        if self._budget_limit is not None:
+            allowed = self._within_budget(codes)
+            scorer.budget_rejects += count - int(allowed.sum())
+        rows = np.flatnonzero(allowed)
+        if not rows.size:
+            return scores
+        codes, data = codes[rows], data[rows]
+
+        packed = self._pack(scorer.evaluator, codes, data)
+        functional = scorer.functional
+        if functional is None:
+            scores[rows] = self._evaluate(codes, data, packed)
+            return scores
+        keys = self._fingerprint_keys(codes, data, packed)
+        cells = [functional.lookup(key) for key in keys]
+        # The first child with a new fingerprint is evaluated; later ones share its cell.
+        fresh, filling = [], set()
+        for i, cell in enumerate(cells):
+            if cell[0] is None and id(cell) not in filling:
+                filling.add(id(cell))
+                fresh.append(i)
+        if fresh:
+            fresh = np.array(fresh)
+            sub = None if packed is None else _subset(packed, fresh)
+            for i, fitness in zip(fresh.tolist(), self._evaluate(codes[fresh], data[fresh], sub),
+                                  strict=True):
+                cells[i][0] = float(fitness)
+        scores[rows] = [cell[0] for cell in cells]
+        return scores
+
+    def _within_budget(self, codes: np.ndarray) -> np.ndarray:
+        """Whether each program's compute cost is within the train budget (reference §13)."""
+        costs = _COSTS[codes[:, :, 0]]
+        ends = np.cumsum(self.lengths)
+        setup = costs[:, :ends[0]].sum(axis=1)
+        per_example = costs[:, ends[0]:].sum(axis=1)
+        return setup + self.scorer.num_train * per_example <= self._budget_limit
+
+    def _evaluate(self, codes, data, packed: Packed | None) -> np.ndarray:
+        scorer = self.scorer
+        scorer.evaluations += len(codes)
+        scorer.train_steps += scorer.steps_per_evaluation * len(codes)
+        evaluator = scorer.evaluator
+        if packed is None:
+            return np.asarray(evaluator.fitness_batch(self._programs(codes, data)), np.float64)
+        return evaluator.combined(evaluator.task_fitness_packed(packed, evaluator.memory))
+
+    def _fingerprint_keys(self, codes, data, packed: Packed | None) -> list[int]:
+        """One key per program: its short-run errors hashed with the budget (reference §12).
+
+        `packed` holds the programs packed for the evaluator; the fingerprinter reads the same
+        records when built for the same shape (as Search builds it).
+        """
+        functional = self.scorer.functional
+        fingerprinter, evaluator = functional.evaluator, self.scorer.evaluator
+        if packed is None or _shape(fingerprinter) != _shape(evaluator):
+            packed = self._pack(fingerprinter, codes, data)
+        if packed is None:
+            return functional.keys(self._programs(codes, data))
+        train, valid = recorded_errors(fingerprinter, packed)
+        words = np.concatenate([train, valid], axis=1).view(np.uint64)
+        return hash_rows(words, functional.budget).tolist()
+
+    def _pack(self, evaluator, codes, data) -> Packed | None:
+        """The native records of these programs, or None for evaluators without them."""
+        if not hasattr(evaluator, "task_fitness_packed") or evaluator.memory is None:
+            return None
+        lengths = np.broadcast_to(np.array(self.lengths, dtype=np.int64), (len(codes), 3))
+        return pack(codes.reshape(-1, 4), data.reshape(-1, 3), lengths, evaluator.memory,
+                    evaluator.F, evaluator.ops if evaluator.fixed_ops else None)
+
+    def _programs(self, codes, data) -> list:
+        return [arrays_to_program(c, d, self.lengths) for c, d in zip(codes, data, strict=True)]
+
+
+def _shape(evaluator) -> tuple:
+    return (getattr(evaluator, "memory", None), getattr(evaluator, "F", None),
+            getattr(evaluator, "ops", None), getattr(evaluator, "fixed_ops", None))
+
+
+def recorded_errors(fingerprinter, packed: Packed) -> tuple[np.ndarray, np.ndarray]:
+    """Per program, its recorded train and validation errors over all tasks, as rows.
+
+    As azc.engine's `fingerprints`, on records already packed: errors past an early stop are
+    NaN, and -0.0 is 0.0 (the original's std::hash<double> maps both alike).
+    """
+    groups = fingerprinter.groups
+    train_cap = max(g.recorded_steps for g in groups)
+    valid_cap = max(g.valid_steps for g in groups)
+    if any(g.recorded_steps != train_cap or g.valid_steps != valid_cap for g in groups):
+        raise ConfigError("fingerprints need tasks of equal epoch and validation sizes")
+    count, tasks = len(packed), len(fingerprinter.tasks)
+    split = count * tasks * train_cap
+    errors = np.empty(count * tasks * (train_cap + valid_cap))
+    counts = np.zeros(2 * count * tasks, np.int64)
+    at, counted = errors.ctypes.data, counts.ctypes.data
+    record = np.array([at, counted, at + split * 8, counted + count * tasks * 8], np.int64)
+    fingerprinter.task_fitness_packed(packed, fingerprinter.memory, record)
+
+    rows = []
+    for part, cap, part_counts in ((errors[:split], train_cap, counts[:count * tasks]),
+                                   (errors[split:], valid_cap, counts[count * tasks:])):
+        part = part.reshape(count * tasks, cap)
+        part[np.arange(cap) >= part_counts[:, None]] = np.nan
+        part += 0.0  # -0.0 becomes 0.0, NaN stays
+        rows.append(part.reshape(count, tasks * cap))
+    return rows[0], rows[1]
+
+
+def _subset(packed: Packed, programs: np.ndarray) -> Packed:
+    """The packed records of some programs only, in the given order."""
+    starts, ends = packed.offsets[programs, 0], packed.offsets[programs, 3]
+    sizes = ends - starts
+    new_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rows = np.repeat(starts - new_starts, sizes) + np.arange(int(sizes.sum()))
+    offsets = packed.offsets[programs] - (starts - new_starts)[:, None]
+    return Packed(np.ascontiguousarray(packed.records[rows]), offsets)

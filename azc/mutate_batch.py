@@ -1,0 +1,289 @@
+"""The mutator on arrays: a whole chunk of children per call, drawn with vectorized NumPy.
+
+Programs here have fixed component sizes and are rows of two arrays (the layout of
+ir.to_arrays, one row per program):
+
+    codes[p, k] = (op, out, in1, in2)      int64, instruction k of program p
+    data[p, k]  = (d0, d1, d2)             float64, the op's constant data, zeros past it
+
+with setup, predict and learn one after the other (`lengths` instructions each). The
+distribution of a child is exactly azc.mutator.Mutator's (reference §9): with probability
+mutate_prob one action drawn uniformly from the list as given, a component drawn uniformly
+among those with allowed ops, alter_param as §9.3 (const-set flip or log-normal scale,
+uniform-set pairs re-sorted), random instructions as §9.4 with mutator.address_ranges. Only the
+order of the random draws differs, so runs are statistically, not draw for draw, alike.
+
+Actions that change a component's size (insert, remove, trade) are not supported: the array
+layout has one size per component (`BatchMutator` raises ConfigError).
+"""
+
+import numpy as np
+
+from azc.errors import ConfigError
+from azc.ir import Instruction, Program
+from azc.mutator import MUTATIONS, MutationSettings, address_ranges, check_settings
+from azc.ops import DATA_SIZES, OPS
+
+SUPPORTED = ("alter_param", "randomize_instruction", "randomize_component_function", "identity",
+             "randomize_algorithm")
+_DATA_KINDS = (None, "const", "vindex", "mindex", "uniform", "gaussian")
+NONE, CONST, VINDEX, MINDEX, UNIFORM, GAUSSIAN = range(len(_DATA_KINDS))
+
+
+def _op_tables(settings: MutationSettings) -> dict[str, np.ndarray]:
+    """Per op id: first writable address and how many, readable counts, arity, data kind."""
+    ranges = address_ranges(settings.memory)
+    n = len(OPS)
+    tables = {name: np.zeros(n, np.int64)
+              for name in ("out_first", "out_count", "in1_count", "in2_count", "arity", "data")}
+    for op in OPS:
+        if op.out is None:
+            continue
+        writable = ranges[op.out][0]
+        tables["out_first"][op.id] = writable.start
+        tables["out_count"][op.id] = len(writable)
+        for which, kind in enumerate(op.ins):
+            tables[("in1_count", "in2_count")[which]][op.id] = len(ranges[kind][1])
+        tables["arity"][op.id] = op.arity
+        tables["data"][op.id] = _DATA_KINDS.index(op.data)
+    return tables
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    """Round to float32 and back, as ops.f32 (overflow becomes inf, as there)."""
+    with np.errstate(over="ignore"):
+        return x.astype(np.float32).astype(np.float64)
+
+
+class BatchMutator:
+    """Mutation actions applied to a chunk of parents at once (see the module docstring)."""
+
+    def __init__(self, settings: MutationSettings, lengths, rng: np.random.Generator):
+        check_settings(settings)
+        unsupported = [name for name in settings.mutations if name not in SUPPORTED]
+        if unsupported:
+            raise ConfigError(f"batch evolution cannot use mutation {unsupported[0]!r}: it "
+                              f"changes component sizes; use mode = \"exact\" or the mutations "
+                              f"{', '.join(SUPPORTED)}")
+        self.settings = settings
+        self.rng = rng
+        self.lengths = np.array(lengths, dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.size = int(self.lengths.sum())
+        self.actions = np.array([MUTATIONS.index(name) for name in settings.mutations])
+        self.mutable = np.array([c for c in range(3) if settings.ops[c]], dtype=np.int64)
+        widest = max(len(ops) for ops in settings.ops)
+        self.allowed = np.zeros((3, widest), dtype=np.int64)
+        self.allowed_count = np.array([len(ops) for ops in settings.ops], dtype=np.int64)
+        for c, ops in enumerate(settings.ops):
+            self.allowed[c, :len(ops)] = ops
+        self.op = _op_tables(settings)
+
+    # --- random instructions (reference §9.4) ---------------------------------------------------
+
+    def random_instructions(self, components: np.ndarray):
+        """One random instruction per entry of `components`: codes (n, 4) and data (n, 3)."""
+        rng, n = self.rng, len(components)
+        pick = (rng.random(n) * self.allowed_count[components]).astype(np.int64)
+        op = self.allowed[components, pick]
+        codes = np.zeros((n, 4), dtype=np.int64)
+        codes[:, 0] = op
+        codes[:, 1] = self.op["out_first"][op] + (
+            rng.random(n) * self.op["out_count"][op]).astype(np.int64)
+        codes[:, 2] = (rng.random(n) * self.op["in1_count"][op]).astype(np.int64)
+        codes[:, 3] = (rng.random(n) * self.op["in2_count"][op]).astype(np.int64)
+        return codes, self.random_data(op)
+
+    def random_data(self, op: np.ndarray) -> np.ndarray:
+        """Fresh constant data for instructions of these ops (ops.draw_data)."""
+        rng, n = self.rng, len(op)
+        kind = self.op["data"][op]
+        unit = rng.random((n, 3))  # [0, 1)
+        signed = 2.0 * unit - 1.0  # [-1, 1)
+        # NOTE: positions are drawn as float32 in [0, 1): a float64 draw rounded to float32
+        # may become 1.0, a position one past the end.
+        position = rng.random((n, 2), dtype=np.float32).astype(np.float64)
+        data = np.zeros((n, 3))
+
+        const = np.flatnonzero(kind == CONST)  # a double on the open interval (-1, 1)
+        data[const, 0] = self._open_signed(len(const))
+        for k, columns in ((VINDEX, (position[:, 0], signed[:, 1])),
+                           (MINDEX, (position[:, 0], position[:, 1], signed[:, 2])),
+                           (UNIFORM, (signed[:, 0], signed[:, 1])),  # not sorted, as drawn
+                           (GAUSSIAN, (signed[:, 0], unit[:, 1]))):
+            rows = kind == k
+            for j, column in enumerate(columns):
+                data[rows, j] = _f32(column[rows])
+        return data
+
+    def _open_signed(self, n: int) -> np.ndarray:
+        values = self.rng.uniform(-1.0, 1.0, n)
+        while (bad := np.flatnonzero(values <= -1.0)).size:
+            values[bad] = self.rng.uniform(-1.0, 1.0, bad.size)
+        return values
+
+    # --- mutation (reference §9.2) --------------------------------------------------------------
+
+    def mutate(self, codes: np.ndarray, data: np.ndarray):
+        """Children of the parents (arrays (B, N, 4) and (B, N, 3), left unchanged).
+
+        Returns the children's codes and data and a bool (B,) array: whether each child
+        differs from its parent (a mutation may redraw what was there).
+        """
+        rng, count = self.rng, len(codes)
+        parents = codes, data
+        codes, data = codes.copy(), data.copy()
+        prob = self.settings.mutate_prob
+        mutated = np.ones(count, bool) if prob >= 1.0 else rng.random(count) < prob
+        rows = np.flatnonzero(mutated)
+        if not len(self.mutable) or not rows.size:
+            return codes, data, np.zeros(count, bool)
+        action = self.actions[(rng.random(rows.size) * len(self.actions)).astype(np.int64)]
+        component = self.mutable[(rng.random(rows.size) * len(self.mutable)).astype(np.int64)]
+
+        for name, apply in (("alter_param", self._alter_param),
+                            ("randomize_instruction", self._randomize_instruction),
+                            ("randomize_component_function", self._randomize_components),
+                            ("randomize_algorithm", self._randomize_algorithm)):
+            chosen = action == MUTATIONS.index(name)
+            if chosen.any():
+                apply(codes, data, rows[chosen], component[chosen])
+
+        # Bit for bit, so that a constant -0.0 differs from 0.0 as in ir.instruction_key.
+        changed = np.zeros(count, bool)
+        changed[rows] = ((codes[rows] != parents[0][rows]).any(axis=(1, 2))
+                         | (data[rows].view(np.int64)
+                            != parents[1][rows].view(np.int64)).any(axis=(1, 2)))
+        return codes, data, changed
+
+    def _positions(self, components: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A uniform instruction index in each component; False where it is empty."""
+        length = self.lengths[components]
+        index = self.starts[components] + (self.rng.random(len(components)) * length).astype(
+            np.int64)
+        return index, length > 0
+
+    def _alter_param(self, codes, data, rows, components):
+        index, present = self._positions(components)
+        rows, index = rows[present], index[present]
+        altered_codes, altered_data = self.alter(codes[rows, index], data[rows, index])
+        codes[rows, index] = altered_codes
+        data[rows, index] = altered_data
+
+    def _randomize_instruction(self, codes, data, rows, components):
+        index, present = self._positions(components)
+        rows, index = rows[present], index[present]
+        codes[rows, index], data[rows, index] = self.random_instructions(components[present])
+
+    def _randomize_components(self, codes, data, rows, components):
+        """Every instruction of the chosen component replaced by a random one."""
+        length = self.lengths[components]
+        row = np.repeat(rows, length)
+        component = np.repeat(components, length)
+        first = np.repeat(self.starts[components] - np.cumsum(length) + length, length)
+        index = first + np.arange(length.sum())
+        codes[row, index], data[row, index] = self.random_instructions(component)
+
+    def _randomize_algorithm(self, codes, data, rows, components):
+        for c in self.mutable:
+            self._randomize_components(codes, data, rows, np.full(len(rows), c))
+
+    # --- parameter changes (reference §9.3) -----------------------------------------------------
+
+    def alter(self, codes: np.ndarray, data: np.ndarray):
+        """Each instruction with one address or one data field changed; no-ops stay."""
+        rng, n = self.rng, len(codes)
+        codes, data = codes.copy(), data.copy()
+        op = codes[:, 0]
+        kind, arity = self.op["data"][op], self.op["arity"][op]
+        has_out = self.op["out_count"][op] > 0
+        choice = rng.random(n)
+        fresh = rng.random(n)  # the redrawn address
+
+        # Set ops: half out, half data. One-input: half in1, half out. Two-input: thirds.
+        sets = has_out & (kind != NONE)
+        new_out = sets & (choice < 0.5)
+        new_data = sets & ~(choice < 0.5)
+        unary, binary = ~sets & (arity == 1), ~sets & (arity == 2)
+        third = (choice * 3).astype(np.int64)
+        new_in1 = (unary & (choice < 0.5)) | (binary & (third == 0))
+        new_in2 = binary & (third == 1)
+        new_out |= (unary & ~(choice < 0.5)) | (binary & (third == 2))
+
+        codes[:, 1] = np.where(new_out, self.op["out_first"][op]
+                               + (fresh * self.op["out_count"][op]).astype(np.int64), codes[:, 1])
+        codes[:, 2] = np.where(new_in1, (fresh * self.op["in1_count"][op]).astype(np.int64),
+                               codes[:, 2])
+        codes[:, 3] = np.where(new_in2, (fresh * self.op["in2_count"][op]).astype(np.int64),
+                               codes[:, 3])
+        rows = np.flatnonzero(new_data)
+        if rows.size:
+            data[rows] = self.alter_data(kind[rows], data[rows])
+        return codes, data
+
+    def alter_data(self, kind: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """Data with one field changed (ops.alter_data), for instructions of these data kinds."""
+        rng, n = self.rng, len(kind)
+        data = data.copy()
+        which = rng.random(n)
+        redraw = rng.random(n, dtype=np.float32).astype(np.float64)  # a fresh position
+
+        # The field each kind changes, and whether by a fresh position or by flip-or-scale.
+        half = which < 0.5
+        third = (which * 3).astype(np.int64)
+        field = np.select([kind == VINDEX, kind == MINDEX, kind == UNIFORM, kind == GAUSSIAN],
+                          [np.where(half, 0, 1), third, np.where(half, 0, 1),
+                           np.where(half, 0, 1)], 0)
+        position = ((kind == VINDEX) & half) | ((kind == MINDEX) & (third < 2))
+        scale_only = (kind == GAUSSIAN) & ~half  # a st.dev is scaled, never flipped
+
+        old = data[np.arange(n), field]
+        new = self._flip_or_scale(old, scale_only)
+        new = np.where(kind == CONST, new, _f32(new))  # const is a double, others float32
+        new = np.where(position, redraw, new)
+        data[np.arange(n), field] = new
+
+        # A uniform-set pair is re-sorted so that low <= high.
+        pairs = np.flatnonzero(kind == UNIFORM)
+        data[pairs, :2] = np.sort(data[pairs, :2], axis=1)
+        return data
+
+    def _flip_or_scale(self, x: np.ndarray, scale_only: np.ndarray) -> np.ndarray:
+        """-x with probability 0.1 (never where scale_only), else sign(x) exp(log|x| + N(0,1))."""
+        flip = (self.rng.random(len(x)) < 0.1) & ~scale_only
+        gauss = self.rng.standard_normal(len(x))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            exponent = np.minimum(np.log(np.abs(x)) + gauss, 700.0)
+            scaled = np.copysign(np.exp(exponent), x)
+        scaled = np.where((x == 0) | ~np.isfinite(x), x, scaled)
+        return np.where(flip, -x, scaled)
+
+
+# --- conversions --------------------------------------------------------------------------------
+
+
+def programs_to_arrays(programs, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Programs (whose components have exactly `lengths` instructions) as (P, N, 4), (P, N, 3)."""
+    size = int(sum(lengths))
+    codes = np.zeros((len(programs), size, 4), dtype=np.int64)
+    data = np.zeros((len(programs), size, 3))
+    for p, program in enumerate(programs):
+        found = tuple(len(c) for c in program.components())
+        if found != tuple(lengths):
+            raise ConfigError(f"batch evolution needs components of sizes {tuple(lengths)}, "
+                              f"got a program of sizes {found}")
+        for k, instruction in enumerate(program.instructions()):
+            codes[p, k] = instruction[:4]
+            data[p, k, :len(instruction.data)] = instruction.data
+    return codes, data
+
+
+def arrays_to_program(codes: np.ndarray, data: np.ndarray, lengths) -> Program:
+    """One program's rows back as a Program (data trimmed to each op's fields)."""
+    instructions = []
+    for (op, out, in1, in2), values in zip(codes.tolist(), data.tolist(), strict=True):
+        size = DATA_SIZES[OPS[op].data]
+        instructions.append(Instruction(op, out, in1, in2, tuple(values[:size])))
+    ends = np.cumsum(lengths)
+    return Program(tuple(instructions[:ends[0]]), tuple(instructions[ends[0]:ends[1]]),
+                   tuple(instructions[ends[1]:ends[2]]))

@@ -1,0 +1,304 @@
+"""Batch evolution: the vectorized mutator against the scalar one, and the loop against the engine.
+
+Distribution tests draw many children both ways and compare with two-sample tests (chi-square
+for categories, Kolmogorov-Smirnov for values) at p < 1e-4: seeds are fixed, so a test fails
+only on a real difference, such as a field altered with probability 1/2 instead of 1/3 or a
+flip rate of 0.2 instead of 0.1 (each moves a statistic by far more than its noise).
+"""
+
+import dataclasses
+import json
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from azc.config import read_toml
+from azc.errors import ConfigError
+from azc.evolve_batch import hash_rows, recorded_errors
+from azc.experiment import experiment_from, load_experiment, replace_settings
+from azc.ir import NOP, Instruction, MemoryShape
+from azc.mutate_batch import BatchMutator, arrays_to_program, programs_to_arrays
+from azc.mutator import MutationSettings, Mutator, address_ranges
+from azc.ops import OPS, op_named
+from azc.search import Search
+from tests.test_experiment import EXPERIMENTS
+
+P_MIN = 1e-4
+MEMORY = MemoryShape(5, 4, 2)
+NAMES = ("SCALAR_SUM", "SCALAR_VECTOR_PRODUCT", "VECTOR_ABS", "MATRIX_VECTOR_PRODUCT",
+         "SCALAR_CONST_SET", "VECTOR_CONST_SET", "MATRIX_CONST_SET", "SCALAR_UNIFORM_SET",
+         "VECTOR_GAUSSIAN_SET")
+ALL_ACTIONS = ("alter_param", "randomize_instruction", "randomize_component_function",
+               "identity", "randomize_algorithm")
+
+
+def settings(mutations=ALL_ACTIONS, prob=0.9):
+    ops = tuple(op_named(n).id for n in NAMES)
+    return MutationSettings(MEMORY, (ops[4:], ops[:3], ops), mutations=mutations,
+                            mutate_prob=prob)
+
+
+def both(mutations=ALL_ACTIONS, prob=0.9, lengths=(3, 2, 4), seed=1):
+    s = settings(mutations, prob)
+    return Mutator(s, random.Random(seed)), BatchMutator(s, lengths, np.random.default_rng(seed))
+
+
+def same_distribution(a, b):
+    """Chi-square two-sample test of two lists of hashable outcomes."""
+    ca, cb = Counter(a), Counter(b)
+    keys = sorted(set(ca) | set(cb), key=repr)
+    table = np.array([[ca[k] for k in keys], [cb[k] for k in keys]])
+    if len(keys) < 2:
+        return
+    p = stats.chi2_contingency(table)[1]
+    assert p > P_MIN, (p, dict(ca), dict(cb))
+
+
+def same_values(a, b):
+    assert stats.ks_2samp(a, b).pvalue > P_MIN
+
+
+def batch_instructions(codes, data):
+    return [Instruction(*c, tuple(d[:OPS[c[0]].data_size]))
+            for c, d in zip(codes.tolist(), data.tolist(), strict=True)]
+
+
+# --- the mutator ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("component", [0, 1, 2])
+def test_random_instructions_match_the_scalar_mutator(component):
+    scalar, batch = both()
+    n = 12_000
+    ours = batch_instructions(*batch.random_instructions(np.full(n, component)))
+    theirs = [scalar.random_instruction(component) for _ in range(n)]
+    same_distribution([i[:4] for i in ours], [i[:4] for i in theirs])
+    for op in {i.op for i in theirs if OPS[i.op].data}:
+        for field in range(OPS[op].data_size):
+            same_values([i.data[field] for i in ours if i.op == op],
+                        [i.data[field] for i in theirs if i.op == op])
+
+
+PARENTS = [Instruction(op_named(name).id, out, in1, in2, data) for name, out, in1, in2, data in (
+    ("SCALAR_SUM", 2, 3, 4, ()), ("SCALAR_VECTOR_PRODUCT", 1, 2, 3, ()),
+    ("VECTOR_ABS", 2, 1, 0, ()), ("SCALAR_CONST_SET", 3, 0, 0, (0.5,)),
+    ("SCALAR_CONST_SET", 3, 0, 0, (0.0,)), ("VECTOR_CONST_SET", 1, 0, 0, (0.25, -0.75)),
+    ("MATRIX_CONST_SET", 1, 0, 0, (0.125, 0.625, 0.375)),
+    ("SCALAR_UNIFORM_SET", 2, 0, 0, (-0.25, 0.5)), ("VECTOR_GAUSSIAN_SET", 3, 0, 0, (0.125, 0.25)),
+)] + [NOP]
+
+
+@pytest.mark.parametrize("parent", PARENTS, ids=lambda i: OPS[i.op].name)
+def test_alter_matches_the_scalar_mutator(parent):
+    scalar, batch = both()
+    n = 8000
+    codes = np.tile(np.array(parent[:4], np.int64), (n, 1))
+    data = np.zeros((n, 3))
+    data[:, :len(parent.data)] = parent.data
+    ours = batch_instructions(*batch.alter(codes, data))
+    theirs = [scalar.alter(parent) for _ in range(n)]
+
+    def outcome(child):  # which field changed, to what address, and a flip
+        fields = tuple(k for k in range(4) if child[k] != parent[k])
+        flips = tuple(new == -old != 0 for new, old in zip(child.data, parent.data, strict=True))
+        moved = tuple(k for k, (new, old) in enumerate(zip(child.data, parent.data, strict=True))
+                      if new != old)
+        return fields, tuple(child[k] for k in fields), flips, moved
+
+    same_distribution([outcome(c) for c in ours], [outcome(c) for c in theirs])
+    for field in range(len(parent.data)):  # the new values, flips and log-normal scales alike
+        same_values([c.data[field] for c in ours], [c.data[field] for c in theirs])
+    if OPS[parent.op].data == "uniform":
+        assert all(c.data[0] <= c.data[1] for c in ours)
+
+
+def test_mutate_matches_the_scalar_mutator():
+    scalar, batch = both()
+    lengths = (3, 2, 4)
+    parent = scalar.mutate(_random_program(scalar, lengths), 1)
+    codes, data = programs_to_arrays([parent], lengths)
+    n = 12_000
+    children, children_data, changed = batch.mutate(np.repeat(codes, n, 0),
+                                                    np.repeat(data, n, 0))
+    ours = [arrays_to_program(c, d, lengths) for c, d in zip(children, children_data,
+                                                              strict=True)]
+    theirs = [scalar.mutate(parent) for _ in range(n)]
+    assert [p != parent for p in ours] == changed.tolist()
+
+    def signature(child):  # per component: how many instructions differ (capped at 2)
+        return tuple(min(2, sum(a != b for a, b in zip(c, p, strict=True)))
+                     for c, p in zip(child.components(), parent.components(), strict=True))
+
+    same_distribution([signature(c) for c in ours], [signature(c) for c in theirs])
+    ops = [i.op for c in ours for i in c.instructions()]
+    same_distribution(ops, [i.op for c in theirs for i in c.instructions()])
+
+
+def test_mutate_prob_and_identity():
+    scalar, batch = both(("identity",), prob=0.5)
+    codes, data = programs_to_arrays([_random_program(scalar, (3, 2, 4))] * 100, (3, 2, 4))
+    new_codes, new_data, changed = batch.mutate(codes, data)
+    assert not changed.any() and (new_codes == codes).all() and (new_data == data).all()
+
+
+def _random_program(mutator, lengths):
+    from azc.ir import Program
+
+    return Program(*(mutator.random_component(c, n) for c, n in enumerate(lengths)))
+
+
+def test_children_are_valid_programs_for_the_settings():
+    scalar, batch = both()
+    lengths = (3, 2, 4)
+    codes, data = programs_to_arrays([_random_program(scalar, lengths) for _ in range(400)],
+                                     lengths)
+    ranges = address_ranges(MEMORY)
+    allowed = settings().ops
+    for _ in range(30):  # generations of children of children
+        codes, data, _ = batch.mutate(codes, data)
+        for program in (arrays_to_program(c, d, lengths) for c, d in zip(codes, data,
+                                                                         strict=True)):
+            for c, component in enumerate(program.components()):
+                for i in component:
+                    op = OPS[i.op]
+                    assert i.op in allowed[c]
+                    assert i.out in ranges[op.out][0]
+                    for kind, address in zip(op.ins, (i.in1, i.in2), strict=False):
+                        assert address in ranges[kind][1]
+                    if op.data in ("vindex", "mindex"):
+                        assert all(0 <= x < 1 for x in i.data[:op.data_size - 1])
+        for k in range(data.shape[1]):  # unused data fields stay zero
+            sizes = np.array([OPS[o].data_size for o in codes[:, k, 0]])
+            assert (data[:, k][np.arange(3) >= sizes[:, None]] == 0).all()
+
+
+def test_size_changing_mutations_are_refused():
+    with pytest.raises(ConfigError, match="insert_instruction"):
+        BatchMutator(settings(("alter_param", "insert_instruction")), (3, 2, 4),
+                     np.random.default_rng(0))
+
+
+def test_hash_rows_tells_rows_apart_and_is_fixed():
+    words = np.arange(12, dtype=np.uint64).reshape(3, 4)
+    keys = hash_rows(words, 100)
+    assert len(set(keys.tolist())) == 3
+    assert hash_rows(words, 101).tolist() != keys.tolist()
+    swapped = words[:, ::-1].copy()
+    assert not set(hash_rows(swapped, 100).tolist()) & set(keys.tolist())
+    assert keys.tolist() == hash_rows(words.copy(), 100).tolist()  # no hidden state
+
+
+# --- the loop, on the demo's shape ---------------------------------------------------------------
+
+
+def demo(mode="batch", fec=True, population=200, batch=100):
+    experiment = load_experiment(EXPERIMENTS / "demo.toml")
+    experiment = replace_settings(experiment, mode=mode, batch_size=batch,
+                                  population_size=population)
+    if not fec:
+        experiment = dataclasses.replace(
+            experiment, table=dataclasses.replace(experiment.table, fec=None))
+    return experiment
+
+
+def started(experiment, seed=3):
+    search = Search(experiment, seed)
+    search._start_experiment()
+    return search, search.current.evolution
+
+
+def test_recorded_fitness_is_the_programs_fitness():
+    search, evolution = started(demo(fec=False))
+    for _ in range(4):
+        evolution.generation()
+    evaluator = search.current.scorer.evaluator
+    programs = list(evolution.population)
+    assert evaluator.fitness_batch(programs).tolist() == evolution.fitness
+    assert search.current.scorer.individuals == 5 * 200
+
+
+def test_fingerprints_from_arrays_equal_the_engines():
+    search, evolution = started(demo())
+    evolution.generation()
+    fingerprinter = search.current.scorer.functional.evaluator
+    programs = list(evolution.population)[:50]
+    packed = evolution._pack(fingerprinter, evolution.codes[:50], evolution.data[:50])
+    train, valid = recorded_errors(fingerprinter, packed)
+    found = fingerprinter.fingerprints(programs)
+    np.testing.assert_array_equal(train, (found.train_errors + 0.0).reshape(50, -1))
+    np.testing.assert_array_equal(valid, (found.valid_errors + 0.0).reshape(50, -1))
+
+
+def test_fec_and_budget_accounting():
+    search, evolution = started(demo())
+    scorer = search.current.scorer
+    for _ in range(3):
+        evolution.generation()
+    functional = scorer.functional
+    assert scorer.individuals == 4 * 200
+    assert functional.lookups + scorer.cache_hits == scorer.individuals
+    assert scorer.evaluations == functional.lookups - functional.hits
+    assert scorer.train_steps == (scorer.individuals * scorer.steps_per_individual
+                                  + scorer.evaluations * scorer.steps_per_evaluation)
+
+
+def test_same_seed_same_run_and_checkpoints_resume_exactly():
+    experiment = demo()
+    first, evolution = started(experiment)
+    second, other = started(experiment)
+    for _ in range(2):
+        evolution.generation()
+        other.generation()
+    np.testing.assert_array_equal(evolution.codes, other.codes)
+    assert evolution.fitness == other.fitness
+
+    state = json.loads(json.dumps(first.state()))
+    resumed = Search(experiment, 3)
+    resumed.restore(state)
+    again = resumed.current.evolution
+    for _ in range(2):
+        evolution.generation()
+        again.generation()
+    np.testing.assert_array_equal(evolution.codes, again.codes)
+    np.testing.assert_array_equal(evolution.data, again.data)
+    assert evolution.fitness == again.fitness
+    assert resumed.current.scorer.train_steps == first.current.scorer.train_steps
+
+    _, elsewhere = started(experiment, seed=4)
+    elsewhere.generation()
+    assert elsewhere.fitness != evolution.fitness
+
+
+def test_a_short_demo_run_improves():
+    search, evolution = started(demo(population=1000, batch=500))
+    start = evolution.stats()
+    for _ in range(40):  # 40,000 children: past the constant predictors' plateau at 0.357
+        evolution.generation()
+    end = evolution.stats()
+    assert end.best_fitness > start.best_fitness + 0.05
+    assert end.mean > start.mean + 0.03
+
+
+def test_batch_mode_refuses_what_it_cannot_do(tmp_path):
+    text = (EXPERIMENTS / "nonlinear.toml").read_text().replace(
+        "[evolution]", "[evolution]\nmode = \"batch\"", 1)
+    path = tmp_path / "nonlinear.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"nonlinear.toml:\d+: evolution.mutations: .*insert"):
+        experiment_from(read_toml(path))
+    text = (EXPERIMENTS / "demo.toml").read_text().replace(
+        "[evolution]", "[evolution]\nmode = \"fast\"", 1)
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"evolution.mode"):
+        experiment_from(read_toml(path))
+
+
+@pytest.mark.slow
+def test_batch_mode_solves_the_demo():
+    experiment = replace_settings(load_experiment(EXPERIMENTS / "demo.toml"), mode="batch",
+                                  batch_size=1000)
+    outcome = Search(experiment, seed=1, max_seconds=300).run()
+    assert outcome.solved and outcome.final_fitness > 0.9999
