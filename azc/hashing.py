@@ -1,8 +1,9 @@
 """Structural hashing: a stable 64-bit name for a program's canonical form.
 
-Two programs get the same hash exactly when their canonical forms (azc.passes.optimize) are
-equal, up to 64-bit collisions. The hash is blake2b over a fixed byte encoding, so it is the same
-in every process, on every machine and in every run (Python's `hash` is salted per process):
+Two programs get the same hash exactly when their canonical forms (azc.passes.optimize, computed
+by its fast path azc.passes_fused.canonicalize) are equal, up to 64-bit collisions. The hash is
+blake2b over a fixed byte encoding, so it is the same in every process, on every machine and in
+every run (Python's `hash` is salted per process):
 
     encoding = for each component: its length (u32), then per instruction
                op, out, in1, in2 (u16 each) and its data fields (float64, little-endian bits)
@@ -14,12 +15,13 @@ import struct
 from hashlib import blake2b
 
 from azc.ir import Instruction, Program
-from azc.passes import optimize
+from azc.passes_fused import canonicalize
 
 _HEADER = b"azc-program-v1"
 _CODES = struct.Struct("<4H")
 _COUNT = struct.Struct("<I")
 _DATA = tuple(struct.Struct(f"<{n}d") for n in range(4))
+_COUNTS = tuple(_COUNT.pack(n) for n in range(256))
 
 # Encodings of data-free instructions seen recently: evolved programs share most instructions.
 # NOTE: instructions with data are not cached: equal tuples may differ in bits (0.0 == -0.0).
@@ -44,9 +46,13 @@ def encode_instruction(instruction: Instruction) -> bytes:
 def encode(program: Program) -> bytes:
     """The canonical byte encoding of a program as it is (not optimized first)."""
     parts = [_HEADER]
+    known = _encoded.get
     for component in (program.setup, program.predict, program.learn):
-        parts.append(_COUNT.pack(len(component)))
-        parts.extend(map(encode_instruction, component))
+        parts.append(_COUNTS[len(component)] if len(component) < 256
+                     else _COUNT.pack(len(component)))
+        for instruction in component:
+            parts.append(known(instruction) or encode_instruction(instruction)
+                         if not instruction[4] else encode_instruction(instruction))
     return b"".join(parts)
 
 
@@ -57,10 +63,10 @@ def digest(program: Program) -> int:
 
 def structural_hash(program: Program) -> int:
     """The 64-bit hash of the program's canonical form: equal for equivalent rewrites."""
-    return digest(optimize(program))
+    return digest(canonicalize(program))
 
 
 def optimize_and_hash(program: Program) -> tuple[Program, int]:
-    """The canonical form and its hash, optimizing once."""
-    canonical = optimize(program)
+    """The canonical form (azc.passes.optimize, by its fast path) and its hash."""
+    canonical = canonicalize(program)
     return canonical, digest(canonical)
