@@ -34,38 +34,17 @@ import time
 
 import numpy as np
 
-from azc.engine_pack import Packed, pack
+from azc.engine_pack import Packed
 from azc.errors import ConfigError
 from azc.evolve import PopulationStats, Scorer
 from azc.fitness import MIN_FITNESS
 from azc.mutate_batch import BatchMutator, arrays_to_program, programs_to_arrays
 from azc.ops import OPS
+from azc.pack_batch import RecordTable, hash_rows, recorded_errors, subset
 
 log = logging.getLogger("azc")
 
 _COSTS = np.array([op.cost for op in OPS], dtype=np.int64)
-# Odd multipliers of the error hash, one per error position (a fixed stream: keys are stable).
-_MULTIPLIERS = np.random.Generator(np.random.PCG64(0x5EED_FEC)).integers(
-    0, 2**63, 4096, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-
-
-def hash_rows(words: np.ndarray, salt: int) -> np.ndarray:
-    """A 64-bit hash of each row of a uint64 matrix, with `salt` mixed in (stable everywhere).
-
-    Each word is multiplied by its position's odd constant and xor-shifted (a bijection per
-    position), the results are summed, and the sum is mixed with the salt by splitmix64.
-    """
-    with np.errstate(over="ignore"):
-        z = words * _MULTIPLIERS[:words.shape[1]]
-        z ^= z >> np.uint64(29)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        total = z.sum(axis=1, dtype=np.uint64) ^ np.uint64(salt & (2**64 - 1))
-        total ^= total >> np.uint64(30)
-        total *= np.uint64(0xBF58476D1CE4E5B9)
-        total ^= total >> np.uint64(27)
-        total *= np.uint64(0x94D049BB133111EB)
-        total ^= total >> np.uint64(31)
-    return total
 
 
 class _Population:
@@ -111,6 +90,7 @@ class BatchEvolution:
         self.scores = np.zeros(0)
         self.lengths = (0, 0, 0)
         self.generations = 0
+        self._tables: dict = {}  # per evaluator shape: its RecordTable
         self._budget_limit = None
         if scorer.budget is not None:
             from azc.budget import program_cost
@@ -226,16 +206,23 @@ class BatchEvolution:
             scores[rows] = self._evaluate(codes, data, packed)
             return scores
         keys = self._fingerprint_keys(codes, data, packed)
-        cells = [functional.lookup(key) for key in keys]
-        # The first child with a new fingerprint is evaluated; later ones share its cell.
-        fresh, filling = [], set()
-        for i, cell in enumerate(cells):
-            if cell[0] is None and id(cell) not in filling:
-                filling.add(id(cell))
+        # FunctionalCache.lookup inlined (this loop is per child): a new fingerprint gets an
+        # empty cell and its first child is evaluated; later ones share the cell.
+        cells, fresh = [], []
+        get, put = functional.cache.get, functional.cache.put
+        for i, key in enumerate(keys):
+            cell = get(key)
+            if cell is None:
+                cell = [None]
+                put(key, cell)
                 fresh.append(i)
+            else:  # known, or new in this batch: a hit either way, as in lookup()
+                functional.hits += 1
+            cells.append(cell)
+        functional.lookups += len(keys)
         if fresh:
             fresh = np.array(fresh)
-            sub = None if packed is None else _subset(packed, fresh)
+            sub = None if packed is None else subset(packed, fresh)
             for i, fitness in zip(fresh.tolist(), self._evaluate(codes[fresh], data[fresh], sub),
                                   strict=True):
                 cells[i][0] = float(fitness)
@@ -279,9 +266,12 @@ class BatchEvolution:
         """The native records of these programs, or None for evaluators without them."""
         if not hasattr(evaluator, "task_fitness_packed") or evaluator.memory is None:
             return None
-        lengths = np.broadcast_to(np.array(self.lengths, dtype=np.int64), (len(codes), 3))
-        return pack(codes.reshape(-1, 4), data.reshape(-1, 3), lengths, evaluator.memory,
-                    evaluator.F, evaluator.ops if evaluator.fixed_ops else None)
+        shape = _shape(evaluator)
+        table = self._tables.get(shape)
+        if table is None:
+            table = self._tables[shape] = RecordTable(
+                evaluator.memory, evaluator.F, evaluator.ops if evaluator.fixed_ops else None)
+        return table.pack(codes, data, self.lengths)
 
     def _programs(self, codes, data) -> list:
         return [arrays_to_program(c, d, self.lengths) for c, d in zip(codes, data, strict=True)]
@@ -290,42 +280,3 @@ class BatchEvolution:
 def _shape(evaluator) -> tuple:
     return (getattr(evaluator, "memory", None), getattr(evaluator, "F", None),
             getattr(evaluator, "ops", None), getattr(evaluator, "fixed_ops", None))
-
-
-def recorded_errors(fingerprinter, packed: Packed) -> tuple[np.ndarray, np.ndarray]:
-    """Per program, its recorded train and validation errors over all tasks, as rows.
-
-    As azc.engine's `fingerprints`, on records already packed: errors past an early stop are
-    NaN, and -0.0 is 0.0 (the original's std::hash<double> maps both alike).
-    """
-    groups = fingerprinter.groups
-    train_cap = max(g.recorded_steps for g in groups)
-    valid_cap = max(g.valid_steps for g in groups)
-    if any(g.recorded_steps != train_cap or g.valid_steps != valid_cap for g in groups):
-        raise ConfigError("fingerprints need tasks of equal epoch and validation sizes")
-    count, tasks = len(packed), len(fingerprinter.tasks)
-    split = count * tasks * train_cap
-    errors = np.empty(count * tasks * (train_cap + valid_cap))
-    counts = np.zeros(2 * count * tasks, np.int64)
-    at, counted = errors.ctypes.data, counts.ctypes.data
-    record = np.array([at, counted, at + split * 8, counted + count * tasks * 8], np.int64)
-    fingerprinter.task_fitness_packed(packed, fingerprinter.memory, record)
-
-    rows = []
-    for part, cap, part_counts in ((errors[:split], train_cap, counts[:count * tasks]),
-                                   (errors[split:], valid_cap, counts[count * tasks:])):
-        part = part.reshape(count * tasks, cap)
-        part[np.arange(cap) >= part_counts[:, None]] = np.nan
-        part += 0.0  # -0.0 becomes 0.0, NaN stays
-        rows.append(part.reshape(count, tasks * cap))
-    return rows[0], rows[1]
-
-
-def _subset(packed: Packed, programs: np.ndarray) -> Packed:
-    """The packed records of some programs only, in the given order."""
-    starts, ends = packed.offsets[programs, 0], packed.offsets[programs, 3]
-    sizes = ends - starts
-    new_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rows = np.repeat(starts - new_starts, sizes) + np.arange(int(sizes.sum()))
-    offsets = packed.offsets[programs] - (starts - new_starts)[:, None]
-    return Packed(np.ascontiguousarray(packed.records[rows]), offsets)

@@ -16,13 +16,14 @@ import pytest
 from scipy import stats
 
 from azc.config import read_toml
-from azc.errors import ConfigError
-from azc.evolve_batch import hash_rows, recorded_errors
+from azc.engine_pack import pack
+from azc.errors import AzcError, ConfigError
 from azc.experiment import experiment_from, load_experiment, replace_settings
 from azc.ir import NOP, Instruction, MemoryShape
 from azc.mutate_batch import BatchMutator, arrays_to_program, programs_to_arrays
 from azc.mutator import MutationSettings, Mutator, address_ranges
 from azc.ops import OPS, op_named
+from azc.pack_batch import RecordTable, hash_rows, recorded_errors, subset
 from azc.search import Search
 from tests.test_experiment import EXPERIMENTS
 
@@ -179,6 +180,40 @@ def test_size_changing_mutations_are_refused():
     with pytest.raises(ConfigError, match="insert_instruction"):
         BatchMutator(settings(("alter_param", "insert_instruction")), (3, 2, 4),
                      np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("memory", [MEMORY, MemoryShape(70, 4, 2)], ids=["table", "fallback"])
+def test_record_table_packs_as_engine_pack_does(memory):
+    scalar, batch = both()
+    lengths = (3, 2, 4)
+    programs = [_random_program(scalar, lengths) for _ in range(300)]
+    programs[0] = programs[0].replace(setup=(NOP, NOP, NOP))  # an empty component
+    codes, data = programs_to_arrays(programs, lengths)
+    data[1, 0, 0] = -0.0
+    ops = sorted(set().union(*settings().ops))
+    table = RecordTable(memory, 4, ops)
+    assert (table.table is None) == (memory.scalars == 70)
+    ours = table.pack(codes, data, lengths)
+    theirs = pack(codes.reshape(-1, 4), data.reshape(-1, 3), np.tile(lengths, (300, 1)),
+                  memory, 4, ops)
+    np.testing.assert_array_equal(ours.records, theirs.records)
+    np.testing.assert_array_equal(ours.offsets, theirs.offsets)
+    chosen = np.array([5, 0, 299, 5])
+    part = subset(ours, chosen)
+    again = pack(codes[chosen].reshape(-1, 4), data[chosen].reshape(-1, 3),
+                 np.tile(lengths, (4, 1)), memory, 4, ops)
+    np.testing.assert_array_equal(part.records, again.records)
+    np.testing.assert_array_equal(part.offsets, again.offsets)
+
+
+def test_record_table_leaves_bad_programs_to_engine_pack():
+    table = RecordTable(MEMORY, 4, sorted(set().union(*settings().ops)))
+    codes = np.array([[[op_named("SCALAR_SUM").id, 9, 0, 0]]])
+    with pytest.raises(AzcError, match="outside memory"):
+        table.pack(codes, np.zeros((1, 1, 3)), (1, 0, 0))
+    codes = np.array([[[op_named("VECTOR_CONST_SET").id, 1, 0, 0]]])
+    with pytest.raises(AzcError, match="position"):
+        table.pack(codes, np.array([[[1.0, 0.5, 0.0]]]), (1, 0, 0))
 
 
 def test_hash_rows_tells_rows_apart_and_is_fixed():
