@@ -37,10 +37,12 @@ from azc.search import Search, _without_cyclic_gc
 log = logging.getLogger("azc")
 
 
-def experiment_from_text(text: str, path: str = "") -> Experiment:
-    """An experiment from its file's text; relative data paths are taken from `path`'s folder."""
+def experiment_from_text(text: str, path: str = "", folder: str | None = None) -> Experiment:
+    """An experiment from its file's text; relative data paths are taken from `folder`, else
+    from `path`'s folder."""
     name = path or "experiment.toml"
-    return experiment_from(TomlFile(name, text, tomllib.loads(text)), Path(name).parent)
+    base = Path(folder) if folder is not None else Path(name).parent
+    return experiment_from(TomlFile(name, text, tomllib.loads(text)), base)
 
 
 class ProgramCodec:

@@ -121,6 +121,7 @@ class IslandSearch:
     progress_seconds: float = REPORT_SECONDS
     engine: str = "auto"
     transport: object = None  # ProcessIslands unless given (azc.ray_islands.RayIslands)
+    folder: str | None = None  # relative data paths' folder [default: the experiment file's]
 
     def __post_init__(self):
         self.rng = random.Random(self.seed)  # the experiments' seeds, as azc.search draws them
@@ -143,8 +144,9 @@ class IslandSearch:
     def setup(self) -> dict:
         """What every island's worker needs to build its island (JSON-ready)."""
         exp = self.experiment
-        return {"experiment": exp.text, "path": exp.path, "engine": self.engine,
-                "seeds": island_seeds(self.seed, self.islands)}
+        folder = self.folder if self.folder is not None else Path(exp.path or ".").parent
+        return {"experiment": exp.text, "path": exp.path, "folder": os.path.abspath(folder),
+                "engine": self.engine, "seeds": island_seeds(self.seed, self.islands)}
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -572,9 +574,8 @@ def island_search(experiment: Experiment, seed: int, *, workers: int | None = No
     """The search of `azc evolve --workers N` / `--ray ADDRESS`, resumed from `run` if `state`.
 
     Islands: the checkpoint's number, else `workers`, else the cores here (the cluster's CPUs
-    with Ray). One island per worker process or actor.
-    TODO: a resumed run rebuilds its islands' tasks from the run's copy of the experiment, so
-    data paths relative to the original experiment file do not resolve there.
+    with Ray). One island per worker process or actor. A resumed run's islands take relative
+    data paths from the folder of the experiment file the run started from, as its driver does.
     """
     transport = None
     if ray is not None:
@@ -583,6 +584,10 @@ def island_search(experiment: Experiment, seed: int, *, workers: int | None = No
         cpus = connect(ray)
         workers = workers or cpus
     islands = state["islands"] if state else (workers or default_workers())
+    if state is not None and run is not None:
+        from azc.rundir import experiment_folder, read_json
+
+        options["folder"] = str(experiment_folder(read_json(Path(run, "run.json"))))
     search = IslandSearch(experiment, seed, islands=islands, **options)
     if ray is not None:
         from azc.ray_islands import RayIslands

@@ -100,8 +100,15 @@ def _worker(pipe, island: int, setup: str):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
     gc.disable()  # NOTE: for the worker's life, not per command: see Island.handle
     setup = json.loads(setup)
-    experiment = experiment_from_text(setup["experiment"], setup["path"])
-    worker = Island(experiment, island, setup["seeds"][island], setup["engine"])
+    # An island that cannot be built (say, its data files are missing here) answers with the
+    # error: a worker that died instead would be restarted, to fail again.
+    worker, failure = None, None
+    try:
+        experiment = experiment_from_text(setup["experiment"], setup["path"],
+                                          setup.get("folder"))
+        worker = Island(experiment, island, setup["seeds"][island], setup["engine"])
+    except Exception:
+        failure = traceback.format_exc()
     while True:
         try:
             message = pipe.recv_bytes().decode()
@@ -110,6 +117,8 @@ def _worker(pipe, island: int, setup: str):
         if json.loads(message)["command"] == "stop":
             return
         try:
+            if failure is not None:
+                raise RuntimeError(f"the island could not be built:\n{failure}")
             answer = worker.handle(message)
         except Exception:
             answer = json.dumps({"island": island, "error": traceback.format_exc()})

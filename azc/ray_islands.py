@@ -12,6 +12,7 @@ Ray is imported only here, so azc works without it.
 """
 
 import logging
+import traceback
 
 from azc.errors import AzcError
 
@@ -55,17 +56,23 @@ class _IslandActor:
 
         gc.disable()  # NOTE: for the actor's life, not per command: see Island.handle
         setup = json.loads(setup)
-        experiment = experiment_from_text(setup["experiment"], setup["path"])
-        self.island = Island(experiment, island, setup["seeds"][island], setup["engine"])
+        self.index, self.island, self.failure = island, None, None
+        try:  # as a worker process does: an island that cannot be built answers with the error
+            experiment = experiment_from_text(setup["experiment"], setup["path"],
+                                              setup.get("folder"))
+            self.island = Island(experiment, island, setup["seeds"][island], setup["engine"])
+        except Exception:
+            self.failure = traceback.format_exc()
 
     def handle(self, message: str) -> str:
         import json
-        import traceback
 
         try:
+            if self.failure is not None:
+                raise RuntimeError(f"the island could not be built:\n{self.failure}")
             return self.island.handle(message)
         except Exception:
-            return json.dumps({"island": self.island.index, "error": traceback.format_exc()})
+            return json.dumps({"island": self.index, "error": traceback.format_exc()})
 
     def pid(self) -> int:
         import os

@@ -76,7 +76,7 @@ class RunDir(Monitor):
         if not isinstance(meta, dict) or not isinstance(meta.get("seed"), int):
             raise AzcError(f"{run}: not a run.json azc wrote (no seed); the run cannot be resumed")
         experiment = experiment_from(read_toml(self.path / "experiment.toml"),
-                                     Path(meta.get("experiment") or ".").parent)
+                                     experiment_folder(meta))
         checkpoint = self.path / "checkpoint.json"
         if checkpoint.exists():
             state = read_json(checkpoint)
@@ -129,6 +129,12 @@ class RunDir(Monitor):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def experiment_folder(meta: dict) -> Path:
+    """The folder of the experiment file a run started from (`meta`: its run.json): relative
+    data paths in the run's copy of the experiment are taken from there, not from the run."""
+    return Path(meta.get("experiment") or ".").parent
 
 
 def read_json(path: Path):

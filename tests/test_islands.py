@@ -330,3 +330,39 @@ def test_worker_start_is_announced_and_too_many_workers_warned(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "more than this machine's 1 core;" in result.output
     assert "starting 2 island workers" in result.output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_resumed_run_finds_data_relative_to_the_experiment_file(tmp_path, monkeypatch,
+                                                                   workers):
+    folder = tmp_path / "experiments"
+    (folder / "data").mkdir(parents=True)
+    rows = "\n".join(f"{i % 7},{i % 5},{i % 3},{i % 2},{(i % 7) - (i % 3)}" for i in range(60))
+    (folder / "data" / "d.csv").write_text("a,b,c,d,y\n" + rows + "\n")
+    csv = '[[{}]]\nkind = "csv"\npath = "data/d.csv"\nvalid = 0.25\n'
+    text = ISLANDS[:ISLANDS.index("[[search_tasks]]")]
+    text = text.replace("max_train_steps = 30_000", "max_train_steps = 10_000_000")
+    (folder / "islands.toml").write_text(text + csv.format("search_tasks") + "\n"
+                                         + csv.format("select_tasks"))
+    monkeypatch.chdir(tmp_path)
+    first = evolve("experiments/islands.toml", seed=9, out="run", engine="reference",
+                   workers=workers, checkpoint_seconds=0, max_seconds=0.5)
+    assert first["interrupted"]
+
+    # Resumed from elsewhere: the run's copy of the experiment is in run/, its data is not.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = evolve(None, resume=tmp_path / "run", engine="reference",
+                     max_seconds=first["seconds"] + 1)
+    assert resumed["individuals"] > first["individuals"]
+
+
+def test_an_island_that_cannot_be_built_is_an_error_not_a_restart(tmp_path):
+    from azc.process_islands import ProcessIslands
+
+    search = IslandSearch(experiment(), 1, islands=2, engine="reference")
+    setup = {**search.setup(), "experiment": "name = 3\n"}
+    search.transport = ProcessIslands(2, setup)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        search.run()
+    assert search.outcome.restarts == 0
