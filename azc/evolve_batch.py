@@ -147,8 +147,8 @@ class BatchEvolution:
             drawn = self.rng.integers(0, size, (count, tournament))
             winners = drawn[np.arange(count), np.argmax(self.scores[drawn], axis=1)]
 
-            codes, data, changed = self.batch_mutator.mutate(self.codes[winners],
-                                                             self.data[winners])
+            codes, data = self.codes[winners], self.data[winners]  # copies, mutated in place
+            changed = self.batch_mutator.mutate(codes, data)
             scores = self.scores[winners]
             same = count - int(changed.sum())
             self.scorer.individuals += same  # a child equal to its parent: known, as in evolve

@@ -51,8 +51,7 @@ def _op_tables(settings: MutationSettings) -> dict[str, np.ndarray]:
 
 def _f32(x: np.ndarray) -> np.ndarray:
     """Round to float32 and back, as ops.f32 (overflow becomes inf, as there)."""
-    with np.errstate(over="ignore"):
-        return x.astype(np.float32).astype(np.float64)
+    return x.astype(np.float32).astype(np.float64)
 
 
 class BatchMutator:
@@ -124,37 +123,39 @@ class BatchMutator:
 
     # --- mutation (reference §9.2) --------------------------------------------------------------
 
-    def mutate(self, codes: np.ndarray, data: np.ndarray):
-        """Children of the parents (arrays (B, N, 4) and (B, N, 3), left unchanged).
+    def mutate(self, codes: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """Mutate children in place: (B, N, 4) codes and (B, N, 3) data, copies of parents.
 
-        Returns the children's codes and data and a bool (B,) array: whether each child
-        differs from its parent (a mutation may redraw what was there).
+        Returns a bool (B,) array: whether each child now differs from its parent (a mutation
+        may redraw what was there), bit for bit, so a constant -0.0 differs from 0.0 as in
+        ir.instruction_key.
         """
         rng, count = self.rng, len(codes)
-        parents = codes, data
-        codes, data = codes.copy(), data.copy()
+        changed = np.zeros(count, bool)
         prob = self.settings.mutate_prob
         mutated = np.ones(count, bool) if prob >= 1.0 else rng.random(count) < prob
         rows = np.flatnonzero(mutated)
         if not len(self.mutable) or not rows.size:
-            return codes, data, np.zeros(count, bool)
+            return changed
         action = self.actions[(rng.random(rows.size) * len(self.actions)).astype(np.int64)]
         component = self.mutable[(rng.random(rows.size) * len(self.mutable)).astype(np.int64)]
 
-        for name, apply in (("alter_param", self._alter_param),
-                            ("randomize_instruction", self._randomize_instruction),
-                            ("randomize_component_function", self._randomize_components),
-                            ("randomize_algorithm", self._randomize_algorithm)):
+        for name, writes in (("alter_param", self._alter_param),
+                             ("randomize_instruction", self._randomize_instruction),
+                             ("randomize_component_function", self._randomize_components),
+                             ("randomize_algorithm", self._randomize_algorithm)):
             chosen = action == MUTATIONS.index(name)
-            if chosen.any():
-                apply(codes, data, rows[chosen], component[chosen])
+            if not chosen.any():
+                continue
+            row, index, new_codes, new_data = writes(codes, data, rows[chosen],
+                                                     component[chosen])
+            differs = ((codes[row, index] != new_codes).any(axis=1)
+                       | (data[row, index].view(np.int64) != new_data.view(np.int64)).any(axis=1))
+            changed[row[differs]] = True
+            codes[row, index], data[row, index] = new_codes, new_data
+        return changed
 
-        # Bit for bit, so that a constant -0.0 differs from 0.0 as in ir.instruction_key.
-        changed = np.zeros(count, bool)
-        changed[rows] = ((codes[rows] != parents[0][rows]).any(axis=(1, 2))
-                         | (data[rows].view(np.int64)
-                            != parents[1][rows].view(np.int64)).any(axis=(1, 2)))
-        return codes, data, changed
+    # Each action returns its writes: rows, instruction indices, new codes and new data.
 
     def _positions(self, components: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A uniform instruction index in each component; False where it is empty."""
@@ -166,14 +167,11 @@ class BatchMutator:
     def _alter_param(self, codes, data, rows, components):
         index, present = self._positions(components)
         rows, index = rows[present], index[present]
-        altered_codes, altered_data = self.alter(codes[rows, index], data[rows, index])
-        codes[rows, index] = altered_codes
-        data[rows, index] = altered_data
+        return rows, index, *self.alter(codes[rows, index], data[rows, index])
 
     def _randomize_instruction(self, codes, data, rows, components):
         index, present = self._positions(components)
-        rows, index = rows[present], index[present]
-        codes[rows, index], data[rows, index] = self.random_instructions(components[present])
+        return rows[present], index[present], *self.random_instructions(components[present])
 
     def _randomize_components(self, codes, data, rows, components):
         """Every instruction of the chosen component replaced by a random one."""
@@ -182,11 +180,12 @@ class BatchMutator:
         component = np.repeat(components, length)
         first = np.repeat(self.starts[components] - np.cumsum(length) + length, length)
         index = first + np.arange(length.sum())
-        codes[row, index], data[row, index] = self.random_instructions(component)
+        return row, index, *self.random_instructions(component)
 
     def _randomize_algorithm(self, codes, data, rows, components):
-        for c in self.mutable:
-            self._randomize_components(codes, data, rows, np.full(len(rows), c))
+        mutable = self.mutable
+        return self._randomize_components(codes, data, np.repeat(rows, len(mutable)),
+                                          np.tile(mutable, len(rows)))
 
     # --- parameter changes (reference §9.3) -----------------------------------------------------
 
@@ -239,7 +238,8 @@ class BatchMutator:
 
         old = data[np.arange(n), field]
         new = self._flip_or_scale(old, scale_only)
-        new = np.where(kind == CONST, new, _f32(new))  # const is a double, others float32
+        with np.errstate(over="ignore"):  # const is a double, others float32
+            new = np.where(kind == CONST, new, _f32(new))
         new = np.where(position, redraw, new)
         data[np.arange(n), field] = new
 
