@@ -101,6 +101,8 @@ def split_groups(groups, memory: MemoryShape, F: int, lanes: int | None = None):
     return tuple(blocks)
 
 
+SEEDS_SLOT = 4  # position of the rng seeds among a group's arrays (see _group_arrays)
+
 class NativeEvaluator:
     """Tier 1: fitness of programs over a task collection through one compiled evaluator."""
 
@@ -123,6 +125,7 @@ class NativeEvaluator:
         self._options = dict(max_abs_error=max_abs_error, num_train=num_train,
                              num_valid=num_valid, seed=seed, combine=combine)
         self._bound: dict[tuple, tuple] = {}
+        self._streams: list[tuple[np.ndarray, tuple[int, ...]]] = []  # bound rng seeds, tasks
         self._fallback = None  # the reference evaluator, if native code cannot be built
         self.used: set[str] = set()  # the engines that ran batches: "interp", "jit"
 
@@ -148,6 +151,7 @@ class NativeEvaluator:
                 for slot, array in enumerate(self._group_arrays(shape, group)):
                     arrays.append(array)
                     ctx[g * CTX_SLOTS + slot] = array.ctypes.data
+                self._streams.append((arrays[-CTX_SLOTS + SEEDS_SLOT], group.tasks))
             self._bound[key] = (kernel, arrays, ctx)
         return self._bound[key]
 
@@ -246,8 +250,16 @@ class NativeEvaluator:
             return np.cumsum(task_fitness, axis=1)[:, -1] / task_fitness.shape[1]
         return np.sort(task_fitness, axis=1)[:, task_fitness.shape[1] // 2]
 
-    def fitness_batch(self, programs) -> np.ndarray:
-        """Combined fitness of each program, as a float64 array."""
+    def fitness_batch(self, programs, seed: int | None = None) -> np.ndarray:
+        """Combined fitness of each program, as a float64 array; random ops draw from the
+        streams of `seed` instead of the evaluator's own, if given."""
+        if seed is not None and seed != self.seed:
+            own = self.seed
+            self._set_seed(seed)
+            try:
+                return self.fitness_batch(programs)
+            finally:
+                self._set_seed(own)
         programs = list(programs)
         if self._fallback is None:
             memory = self._memory_for(programs)
@@ -257,6 +269,14 @@ class NativeEvaluator:
             except NativeBuildError:
                 pass
         return self._fallback.fitness_batch(programs)
+
+    def _set_seed(self, seed: int):
+        """Point every bound random stream (and the fallback's) at `seed`."""
+        self.seed = self._options["seed"] = seed
+        for seeds, tasks in self._streams:
+            seeds[:] = [rng.stream_state(seed, i) for i in tasks]
+        if self._fallback is not None:
+            self._fallback.seed = seed
 
     def fitness_arrays(self, codes, data, lengths, memory: MemoryShape) -> np.ndarray:
         """Combined fitness of programs given in compact form (see engine_pack.program_arrays):

@@ -38,6 +38,7 @@ from azc.generator import Generator
 from azc.ir import Program, instruction_key
 from azc.mutator import Mutator
 from azc.passes import effects_of, live_outs  # the optimizer's liveness facts
+from azc.rng import evaluation_seed
 
 log = logging.getLogger("azc")
 
@@ -154,7 +155,9 @@ class Scorer:
         self.functional = functional
         self._recent = deque(maxlen=hurdle.window if hurdle else 1)
         self._batch: list[Program] = []
-        self._keys: list = []
+        self._keys: list = []  # per queued program: its cache key, or None if it draws
+        self._seeds: list = []  # per queued program: its evaluation's seed, or None
+        self.seed = getattr(evaluator, "seed", 0)
         self._tickets: dict = {}
         self.individuals = self.cache_hits = self.evaluations = self.budget_rejects = 0
         self.hurdle_rejects = 0
@@ -164,6 +167,8 @@ class Scorer:
         """(fitness, None) if known without evaluating, else (None, ticket) for `flush`."""
         self.individuals += 1
         self.train_steps += self.steps_per_individual
+        if draws_random(program):
+            return self._queue_drawing(program)
         key = self.key(program)
         if self.budget is not None:  # dead code counts toward the budget, not toward the key
             key = (key, self.budget.allows(program, self.num_train))
@@ -183,6 +188,20 @@ class Scorer:
         ticket = self._tickets[key] = len(self._batch)
         self._batch.append(program)
         self._keys.append(key)
+        self._seeds.append(None)
+        return None, ticket
+
+    def _queue_drawing(self, program: Program) -> tuple[float | None, int | None]:
+        """A program that draws random numbers is evaluated afresh, with this individual's own
+        seed, as the original draws from its running stream: no cache by program text (the
+        FEC, if on, still recognizes it, as the original's does)."""
+        if self.budget is not None and not self.budget.allows(program, self.num_train):
+            self.budget_rejects += 1
+            return MIN_FITNESS, None
+        ticket = len(self._batch)
+        self._batch.append(program)
+        self._keys.append(None)
+        self._seeds.append(evaluation_seed(self.seed, self.individuals))
         return None, ticket
 
     def flush(self) -> list[float]:
@@ -190,15 +209,16 @@ class Scorer:
         if not self._batch:
             return []
         if self.functional is None:
-            fitnesses = [float(f) for f in self._evaluate(self._batch)]
+            fitnesses = [float(f) for f in self._evaluate(self._batch, self._seeds)]
         else:
-            fitnesses = self._evaluate_functional(self._batch)
+            fitnesses = self._evaluate_functional(self._batch, self._seeds)
         for key, fitness in zip(self._keys, fitnesses, strict=True):
-            self._remember(key, fitness)
-        self._batch, self._keys, self._tickets = [], [], {}
+            if key is not None:
+                self._remember(key, fitness)
+        self._batch, self._keys, self._seeds, self._tickets = [], [], [], {}
         return fitnesses
 
-    def _evaluate_functional(self, programs) -> list[float]:
+    def _evaluate_functional(self, programs, seeds) -> list[float]:
         """Fingerprint the batch; evaluate only programs whose fingerprint is not cached."""
         cells = [self.functional.lookup(key) for key in self.functional.keys(programs)]
         # The first program with a new fingerprint is evaluated; later ones share its cell.
@@ -208,7 +228,7 @@ class Scorer:
                 filling.add(id(cell))
                 fresh.append(i)
         if fresh:
-            results = self._evaluate([programs[i] for i in fresh])
+            results = self._evaluate([programs[i] for i in fresh], [seeds[i] for i in fresh])
             for i, fitness in zip(fresh, results, strict=True):
                 cells[i][0] = float(fitness)
         return [cell[0] for cell in cells]
@@ -224,16 +244,16 @@ class Scorer:
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
 
-    def _evaluate(self, programs) -> list[float]:
+    def _evaluate(self, programs, seeds) -> list[float]:
         self.evaluations += len(programs)
         if self.hurdle is None:
             self.train_steps += self.steps_per_evaluation * len(programs)
-            return list(self.evaluator.fitness_batch(programs))
-        return self._evaluate_with_hurdle(programs)
+            return _fitness(self.evaluator, programs, seeds)
+        return self._evaluate_with_hurdle(programs, seeds)
 
-    def _evaluate_with_hurdle(self, programs) -> list[float]:
+    def _evaluate_with_hurdle(self, programs, seeds) -> list[float]:
         hurdle = self.hurdle
-        stage = [float(f) for f in hurdle.stage_evaluator.fitness_batch(programs)]
+        stage = _fitness(hurdle.stage_evaluator, programs, seeds)
         share = hurdle.stage_tasks / hurdle.total_tasks
         self.train_steps += round(self.steps_per_evaluation * share) * len(programs)
         threshold = -math.inf
@@ -244,7 +264,8 @@ class Scorer:
         passed = [i for i, f in enumerate(stage) if f >= threshold]
         self.hurdle_rejects += len(programs) - len(passed)
         if passed:
-            rest = hurdle.rest_evaluator.fitness_batch([programs[i] for i in passed])
+            rest = _fitness(hurdle.rest_evaluator, [programs[i] for i in passed],
+                            [seeds[i] for i in passed])
             self.train_steps += round(self.steps_per_evaluation * (1 - share)) * len(passed)
             # Mean combination: the tasks' mean is the stages' weighted mean.
             for i, f in zip(passed, rest, strict=True):
@@ -261,20 +282,44 @@ class Scorer:
         return self.cache_hits / self.individuals if self.individuals else 0.0
 
 
-_COMPONENT_EFFECTS: dict = {}  # id(component) -> (component, its effects)
+def _fitness(evaluator, programs, seeds) -> list[float]:
+    """Fitness of each program: those without a seed in one batch, the others one by one."""
+    plain = [i for i, seed in enumerate(seeds) if seed is None]
+    result = [0.0] * len(programs)
+    if plain:
+        found = evaluator.fitness_batch([programs[i] for i in plain])
+        for i, fitness in zip(plain, found, strict=True):
+            result[i] = float(fitness)
+    for i, seed in enumerate(seeds):
+        if seed is not None:
+            result[i] = float(evaluator.fitness_batch([programs[i]], seed=seed)[0])
+    return result
+
+
+_COMPONENT_EFFECTS: dict = {}  # id(component) -> (component, its effects, whether it draws)
 
 
 def _component_effects(component: tuple) -> list:
     """The effects of a component's instructions, memoized by identity: children share the
     component tuples their mutation did not touch."""
+    return _component_entry(component)[1]
+
+
+def _component_entry(component: tuple) -> tuple:
     entry = _COMPONENT_EFFECTS.get(id(component))
     if entry is not None and entry[0] is component:
-        return entry[1]
+        return entry
     if len(_COMPONENT_EFFECTS) > 1 << 14:
         _COMPONENT_EFFECTS.clear()
     effects = effects_of(component)
-    _COMPONENT_EFFECTS[id(component)] = (component, effects)  # keeps `component` alive
-    return effects
+    entry = (component, effects, any(fact[2] for fact in effects))
+    _COMPONENT_EFFECTS[id(component)] = entry  # keeps `component` alive
+    return entry
+
+
+def draws_random(program: Program) -> bool:
+    """Whether the program has an instruction that draws random numbers (live or not)."""
+    return any(_component_entry(component)[2] for component in program.components())
 
 
 def live_after(program: Program) -> tuple[list[int], ...]:
@@ -390,7 +435,9 @@ class RegularizedEvolution:
 
             child = mutate(parent)
             score = ticket = live = None
-            if child is parent:
+            if draws_random(child):
+                pass  # fresh draws each evaluation: never its parent's fitness
+            elif child is parent:
                 score, live = fitness[winner], liveness[winner]
                 known()
             elif mutator.last_change is not None:

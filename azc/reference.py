@@ -212,16 +212,18 @@ class ReferenceEvaluator:
         self.seed = seed
         self.combine = combine
 
-    def evaluate(self, program: Program) -> Evaluation:
-        """The program's combined fitness and its fitness on each task."""
+    def evaluate(self, program: Program, seed: int | None = None) -> Evaluation:
+        """The program's combined fitness and its fitness on each task; random ops draw from
+        the streams of `seed` instead of the evaluator's own, if given."""
+        seed = self.seed if seed is None else seed
         task_fitness = tuple(
             run_task(program, task, memory=self.memory, num_train=self.num_train,
                      num_valid=self.num_valid, max_abs_error=self.max_abs_error,
-                     seed=self.seed, task_index=index).fitness
+                     seed=seed, task_index=index).fitness
             for index, task in enumerate(self.tasks))
         return Evaluation(combine_fitnesses(task_fitness, self.combine), task_fitness)
 
-    def fitness_batch(self, programs) -> np.ndarray:
+    def fitness_batch(self, programs, seed: int | None = None) -> np.ndarray:
         """Combined fitness of each program, as a float64 array."""
-        return np.array([self.evaluate(program).fitness for program in programs],
+        return np.array([self.evaluate(program, seed).fitness for program in programs],
                         dtype=np.float64)

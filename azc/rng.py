@@ -10,9 +10,10 @@ the same program, so the stream is specified here exactly, small enough to write
     gaussian(mu, sd)  = mu + sd * sqrt(-2 log u1) * cos(2 pi u2)  # Box-Muller, one value per pair
 
 NOTE: the original shares one mt19937 between the evolution and the programs it evaluates, so
-a program's random ops draw different numbers each time it is evaluated. azc gives each
-(program, task) evaluation its own stream instead: evaluation is then a pure function of the
-program and the seed, which fitness caching, batching and parallel islands rely on.
+a program's random ops draw different numbers each time it is evaluated. azc keeps that: search
+gives each evaluation of an individual its own seed (`evaluation_seed`), so evolution cannot
+select the lucky draws of one seed. An evaluation is still a pure function of the program and
+its seed, which batching and parallel islands rely on.
 """
 
 import math
@@ -26,6 +27,11 @@ TWO_PI = 2.0 * math.pi
 def stream_state(seed: int, task: int) -> int:
     """The initial state of the stream for one task of an evaluation."""
     return (seed + task * TASK_STRIDE) & MASK
+
+
+def evaluation_seed(base: int, individual: int) -> int:
+    """The seed of the `individual`-th evaluation of a search whose evaluator seed is `base`."""
+    return splitmix64((base + individual * GOLDEN) & MASK)[1]
 
 
 def splitmix64(state: int) -> tuple[int, int]:

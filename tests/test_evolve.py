@@ -7,7 +7,7 @@ import pytest
 
 from azc.budget import TrainBudget
 from azc.evolve import Hurdle, RegularizedEvolution, Scorer, live_after, live_code
-from azc.generator import Generator, baseline_program, neural_net_program
+from azc.generator import Generator, baseline_program, linear_program, neural_net_program
 from azc.ir import NOP, Instruction, MemoryShape, Program
 from azc.mutator import MutationSettings, Mutator
 from azc.ops import op_named
@@ -296,3 +296,49 @@ def test_functional_cache_in_batches_equals_one_at_a_time():
         results.append((fitness, functional.state(), functional.hits))
     assert results[0] == results[1] == results[2]
     assert results[0][2] > 0  # coarse fingerprints: some programs share a fitness
+
+
+class SeededEvaluator:
+    """A stand-in engine whose fitness depends on the program and the seed it draws from."""
+
+    seed = 1234
+
+    def __init__(self):
+        self.calls = []
+
+    def fitness_batch(self, programs, seed=None):
+        seed = self.seed if seed is None else seed
+        self.calls.append((len(programs), seed))
+        return [LiveCodeEvaluator.fitness(p) * 0.5 + (seed % 1000) / 2000 for p in programs]
+
+
+def drawing_program():
+    gaussian = op_named("VECTOR_GAUSSIAN_SET")
+    return Program(setup=(Instruction(gaussian.id, 1, data=(0.0, 0.1)),),
+                   predict=(op_instruction("VECTOR_INNER_PRODUCT", 1, 0, 1),))
+
+
+def test_a_program_that_draws_is_evaluated_afresh_with_each_individuals_seed():
+    from azc.rng import evaluation_seed
+
+    evaluator = SeededEvaluator()
+    scorer = Scorer(evaluator, 100)
+    drawing, plain = drawing_program(), linear_program()
+    first, again, plain_fitness, plain_again = scorer.score([drawing, drawing, plain, plain])
+    assert first != again  # not cached: the original draws anew for every evaluation
+    assert evaluator.calls == [(1, 1234), (1, evaluation_seed(1234, 1)),
+                               (1, evaluation_seed(1234, 2))]
+    assert plain_fitness == plain_again and scorer.cache_hits == 1
+
+
+def test_a_copy_of_a_drawing_parent_does_not_inherit_its_fitness():
+    evolution = make(evaluator=SeededEvaluator(), size=20)
+    evolution.initialize()
+    evolution.population = [drawing_program()] * 20
+    evolution.fitness = evolution.scorer.score(evolution.population)
+    evolution.liveness = [None] * 20
+    before = evolution.scorer.evaluations
+    evolution.mutator.mutate = lambda parent, *a: parent  # every child a copy of its parent
+    evolution.generation()
+    assert evolution.scorer.evaluations - before == 20
+    assert len(set(evolution.fitness)) > 1
