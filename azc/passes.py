@@ -12,6 +12,9 @@ sigmoid(s1), a read-then-write of s1 that keeps it live). The passes, in pipelin
     fold_constants       replace a scalar instruction whose inputs are known constants by a
                          constant set, using only IEEE-exact ops (+ - * / abs 1/x heaviside
                          min max) so every engine agrees bit for bit
+    order_instructions   put each component's instructions in a canonical topological order of
+                         their dependences, so programs differing only in the order of
+                         independent instructions agree
     order_operands       put the operands of exactly-commutative ops in a name-independent order
     rename_addresses     renumber free addresses in order of first use; every address that is
                          read but never written holds zero forever and so becomes one address
@@ -24,8 +27,7 @@ stream, and removed otherwise. "Same distribution" would merge more programs, bu
 fitness of a cached canonical form differ from the program's own, and would break the engines'
 oracle tests, which compare optimized against original runs exactly.
 
-TODO: put independent instructions in a canonical order (a fixed topological order), so that
-programs differing only in the order of independent instructions share a canonical form too.
+azc.passes_fused computes the same pipeline in one function, faster, for hashing every child.
 
 NOTE: the optimized program is smaller, so its compute cost is lower: the train budget
 (reference §13) must be decided on the program as evolved, and caches keyed by the structural
@@ -34,6 +36,7 @@ hash must include the budgeted number of train examples (see azc/fec.py).
 
 import logging
 import os
+import struct
 import time
 from dataclasses import dataclass, field
 from functools import reduce
@@ -270,6 +273,85 @@ def fold_constants(program: Program) -> Program:
 _SLOTS = tuple((_KIND_INDEX.get(op.out, -1),
                 *(_KIND_INDEX[k] for k in op.ins), *(-1,) * (2 - op.arity), op.commutative)
                for op in OPS)
+_RESERVED_INDEX = {3 * LABEL: 0, 3 * PREDICTION: 1, 3 * FEATURES + 1: 2}
+_DATA_BITS = tuple(struct.Struct(f"<{n}d") for n in range(4))
+
+
+def canonical_order(component, effects) -> list[int]:
+    """A canonical topological order of a component's instructions, as indices into it.
+
+    Instruction j must follow an earlier i when i writes what j reads or writes, j writes what
+    i reads, or both draw random numbers (the stream's order is part of the meaning). Among
+    the instructions free to go next, the smallest key goes first:
+
+        key = (op, its inputs, its data's bits, position in the component)
+
+    where an input is the position in the new order of the instruction that produced it in
+    this component, else the reserved address it is (s0, s1, v0), else only its kind. Keys
+    never name free addresses, so renamed programs order alike; the position breaks ties
+    (which makes the order of an ordered component itself).
+    """
+    n = len(component)
+    if n < 2:
+        return list(range(n))
+    follows = [0] * n  # bitmask of the earlier instructions each one must follow
+    for j in range(1, n):
+        written, read, draws = effects[j][0], effects[j][1], effects[j][2]
+        touched = written | read
+        for i in range(j):
+            if (effects[i][0] & touched or effects[i][1] & written
+                    or draws and effects[i][2]):
+                follows[j] |= 1 << i
+
+    produced: dict[int, int] = {}  # location -> position in the new order of its last writer
+    order: list[int] = []
+    placed = 0
+    while len(order) < n:
+        ready = [j for j in range(n) if not placed >> j & 1 and not follows[j] & ~placed]
+        if len(ready) == 1:  # NOTE: often: the key is needed only to choose
+            j = ready[0]
+        else:
+            j = min((*_order_key(component[j], produced), j) for j in ready)[-1]
+        out_kind = _SLOTS[component[j].op][0]
+        if out_kind >= 0:
+            produced[3 * component[j].out + out_kind] = len(order)
+        order.append(j)
+        placed |= 1 << j
+    return order
+
+
+def _order_key(instruction: Instruction, produced: dict) -> tuple:
+    """(op, inputs, data bits) of an instruction, free of the names of free addresses."""
+    _, in1_kind, in2_kind, commutative = _SLOTS[instruction.op]
+    inputs = []
+    for address, kind in ((instruction.in1, in1_kind), (instruction.in2, in2_kind)):
+        if kind >= 0:
+            location = 3 * address + kind
+            if location in produced:
+                inputs.append((1, produced[location]))
+            elif location in _RESERVED_INDEX:
+                inputs.append((0, _RESERVED_INDEX[location]))
+            else:
+                inputs.append((2, kind))
+    if commutative:
+        inputs.sort()
+    data = instruction.data
+    return instruction.op, tuple(inputs), _DATA_BITS[len(data)].pack(*data) if data else b""
+
+
+def order_instructions(program: Program) -> Program:
+    """Put each component's instructions in their canonical order (see canonical_order)."""
+    changed = False
+    components = []
+    for component in program.components():
+        order = canonical_order(component, effects_of(component))
+        if any(i != k for k, i in enumerate(order)):
+            component = tuple(component[i] for i in order)
+            changed = True
+        components.append(component)
+    return Program(*components) if changed else program
+
+
 _COMMUTATIVE = frozenset(op.id for op in OPS if op.commutative)
 _RESERVED_KEYS = {3 * LABEL + 0: (0, 0), 3 * PREDICTION + 0: (0, 1), 3 * FEATURES + 1: (0, 2)}
 
@@ -431,6 +513,7 @@ def _text(program: Program) -> str:
 PIPELINE = PassManager((
     Pass("eliminate_dead_code", eliminate_dead_code),
     Pass("fold_constants", fold_constants, repeat_from="eliminate_dead_code"),
+    Pass("order_instructions", order_instructions),
     Pass("order_operands", order_operands),
     Pass("rename_addresses", rename_addresses),
 ))

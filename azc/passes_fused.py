@@ -10,7 +10,8 @@ computes the same program as PIPELINE.run without them:
     repeat   remove dead code (liveness fixed point over setup -> (predict -> learn)*)
              fold constants with plain float arithmetic
     until a fold changes nothing, or after as many rounds as the pass manager allows
-    order the operands of commutative ops and rename addresses in one walk
+    order instructions (azc.passes.canonical_order), then the operands of commutative ops and
+    rename addresses in one walk
 
 NOTE: this is a second statement of azc.passes, kept equal to it by tests/test_passes_fused.py
 on random programs over every op: change a pass there, then here.
@@ -30,6 +31,7 @@ from azc.passes import (
     _RESET,
     _SLOTS,
     PIPELINE,
+    canonical_order,
     needed,
 )
 
@@ -240,7 +242,12 @@ def _fold(kept, zeros: int) -> bool:
 
 
 def _rename(kept, zeros: int) -> Program:
-    """azc.passes.order_operands, then rename_addresses, in one walk per component."""
+    """azc.passes.order_instructions, order_operands and rename_addresses."""
+    for c, component in enumerate(kept):
+        if len(component) > 1:
+            order = canonical_order([i for i, _ in component], [r for _, r in component])
+            kept[c] = [component[i] for i in order]
+
     keys = dict(_RESERVED)
     position = 0
     for component in kept:

@@ -21,6 +21,7 @@ from azc.passes import (
     eliminate_dead_code,
     fold_constants,
     optimize,
+    order_instructions,
     order_operands,
     rename_addresses,
 )
@@ -286,6 +287,47 @@ def test_scalars_only_setup_writes_are_constants_in_the_loop_but_s1_is_not():
 # --- canonical form ----------------------------------------------------------------------------
 
 
+def test_independent_instructions_take_a_canonical_order_and_dependent_ones_keep_theirs():
+    one = program("""
+        def setup():
+            s3 = 0.5
+            s2 = 0.25
+            v1 = uniform(0.0, 1.0)
+            v2 = gaussian(0.0, 1.0)
+        def predict():
+            s1 = dot(v1, v0)
+            v3 = s2 * v0
+            s1 = s1 + s3
+        def learn():
+            v1[0.5] = 2.0
+            s4 = s0 - s1
+            v1 = s4 * v0
+        """)
+    other = program("""
+        def setup():
+            s2 = 0.25
+            v1 = uniform(0.0, 1.0)
+            s3 = 0.5
+            v2 = gaussian(0.0, 1.0)
+        def predict():
+            v3 = s2 * v0
+            s1 = dot(v1, v0)
+            s1 = s1 + s3
+        def learn():
+            s4 = s0 - s1
+            v1[0.5] = 2.0
+            v1 = s4 * v0
+        """)
+    expected = order_instructions(one)
+    assert order_instructions(other) == expected
+    assert order_instructions(expected) is expected
+    # Draws keep their order (the stream's), a value is read after it is written, and a write
+    # waits for every earlier read and write of its address.
+    assert [i.op for i in expected.setup if i.spec.random] == [i.op for i in one.setup[2:]]
+    assert expected.predict[-1] == one.predict[-1]
+    assert expected.learn[-1] == one.learn[-1]
+
+
 def test_operands_order_by_first_write_with_reserved_addresses_first():
     p = program("""
         def setup():
@@ -342,7 +384,7 @@ def test_pipeline_records_each_pass_and_dumps_after_a_named_one(caplog):
     with caplog.at_level(logging.DEBUG, logger="azc"):
         result = dumping.run(neural_net_program(), records)
     assert [r.name for r in records] == [p.name for p in PIPELINE.passes]
-    assert [r.changed for r in records] == [False, False, True, True]
+    assert [r.changed for r in records] == [False, False, True, True, True]
     assert all(r.seconds >= 0 for r in records)
     assert "program after rename_addresses" in caplog.text
     assert format_program(result) in caplog.text
