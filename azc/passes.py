@@ -295,6 +295,7 @@ def canonical_order(component, effects) -> list[int]:
     if n < 2:
         return list(range(n))
     follows = [0] * n  # bitmask of the earlier instructions each one must follow
+    chain = True
     for j in range(1, n):
         written, read, draws = effects[j][0], effects[j][1], effects[j][2]
         touched = written | read
@@ -302,6 +303,9 @@ def canonical_order(component, effects) -> list[int]:
             if (effects[i][0] & touched or effects[i][1] & written
                     or draws and effects[i][2]):
                 follows[j] |= 1 << i
+        chain = chain and follows[j] >> (j - 1) & 1
+    if chain:  # NOTE: often: each instruction needs the one before it, so the order is fixed
+        return list(range(n))
 
     produced: dict[int, int] = {}  # location -> position in the new order of its last writer
     order: list[int] = []
