@@ -149,8 +149,8 @@ class BatchMutator:
                 continue
             row, index, new_codes, new_data = writes(codes, data, rows[chosen],
                                                      component[chosen])
-            differs = ((codes[row, index] != new_codes).any(axis=1)
-                       | (data[row, index].view(np.int64) != new_data.view(np.int64)).any(axis=1))
+            differs = _rows_differ(codes[row, index], new_codes) | _rows_differ(
+                data[row, index].view(np.int64), new_data.view(np.int64))
             changed[row[differs]] = True
             codes[row, index], data[row, index] = new_codes, new_data
         return changed
@@ -257,6 +257,15 @@ class BatchMutator:
             scaled = np.copysign(np.exp(exponent), x)
         scaled = np.where((x == 0) | ~np.isfinite(x), x, scaled)
         return np.where(flip, -x, scaled)
+
+
+def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether rows of two (n, k) arrays differ (column by column: reducing short rows is slow)."""
+    unequal = a != b
+    differs = unequal[:, 0].copy()
+    for column in range(1, unequal.shape[1]):
+        differs |= unequal[:, column]
+    return differs
 
 
 # --- conversions --------------------------------------------------------------------------------

@@ -83,9 +83,9 @@ class RecordTable:
         kept = np.flatnonzero(flat_codes[:, 0])  # no-ops get no record
         instructions, values = flat_codes[kept], flat_data[kept]
         op = instructions[:, 0]
-        inside = ((op < len(OPS)) & (instructions >= 0).all(axis=1)
-                  & (instructions[:, 1:] < self.width).all(axis=1))
-        if not inside.all() or (self.op_index[op] < 0).any():
+        if len(op) and (instructions.min() < 0 or op.max() >= len(OPS)
+                        or instructions[:, 1:].max() >= self.width
+                        or self.op_index[op].min() < 0):
             return self._slow(flat_codes, flat_data, count, lengths)
         keys = self._keys(instructions)
         if not self.filled[keys].all():
@@ -105,10 +105,10 @@ class RecordTable:
             records[partial, 4:6] = positions
 
         # Per program, where each component's records start, and where its last ends.
-        present = (codes[:, :, 0] != 0).cumsum(axis=1)
+        present = codes[:, :, 0] != 0
         ends = np.cumsum(lengths)
-        per_component = np.where(ends > 0, present[:, np.maximum(ends - 1, 0)], 0)
-        totals = per_component[:, -1] if len(lengths) else np.zeros(count, np.int64)
+        per_component = np.stack([present[:, :end].sum(axis=1) for end in ends], axis=1)
+        totals = per_component[:, -1]
         starts = np.concatenate([[0], np.cumsum(totals)[:-1]])
         offsets = np.empty((count, 4), dtype=np.int64)
         offsets[:, 0] = starts
