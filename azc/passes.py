@@ -307,15 +307,26 @@ def canonical_order(component, effects) -> list[int]:
     if chain:  # NOTE: often: each instruction needs the one before it, so the order is fixed
         return list(range(n))
 
+    # NOTE: a ready instruction's key never changes: every earlier writer of its inputs is
+    # placed, and no later one can be before it. So each key is computed once, when needed.
     produced: dict[int, int] = {}  # location -> position in the new order of its last writer
     order: list[int] = []
+    keys: dict[int, tuple] = {}
+    waiting = list(range(n))
+    ready: list[int] = []
     placed = 0
     while len(order) < n:
-        ready = [j for j in range(n) if not placed >> j & 1 and not follows[j] & ~placed]
-        if len(ready) == 1:  # NOTE: often: the key is needed only to choose
-            j = ready[0]
+        for j in [j for j in waiting if not follows[j] & ~placed]:
+            waiting.remove(j)
+            ready.append(j)
+        if len(ready) == 1:
+            j = ready.pop()
         else:
-            j = min((*_order_key(component[j], produced), j) for j in ready)[-1]
+            for j in ready:
+                if j not in keys:
+                    keys[j] = (*_order_key(component[j], produced), j)
+            j = min(keys[j] for j in ready)[-1]
+            ready.remove(j)
         out_kind = _SLOTS[component[j].op][0]
         if out_kind >= 0:
             produced[3 * component[j].out + out_kind] = len(order)

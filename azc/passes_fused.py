@@ -72,11 +72,29 @@ _OP_FACTS = tuple((*_SLOTS[op.id][:3], _FACTS[op.id][2], op.random, op.data == "
                    op.id in FOLDS, op.commutative) for op in OPS)
 _NOTHING = (0, 0, False, False, -1, -1, -1, False)
 _RECORDS: dict[Instruction, tuple] = {}
+# Records by (op, out, in1, in2) for ops whose record ignores the data: an instruction with new
+# constants (every fresh const set) then costs a lookup, not a computation.
+_BY_FIELDS: dict[tuple, tuple] = {}
 _CACHE_LIMIT = 1 << 16
 
 
 def _remember(instruction: Instruction) -> tuple:
     """The record of an instruction (as azc.passes._effects computes its effects), cached."""
+    fields = instruction[:4]
+    record = _BY_FIELDS.get(fields)
+    if record is None:
+        record = _record(instruction)
+        if not _OP_FACTS[instruction[0]][5]:  # a uniform draw's record depends on its data
+            if len(_BY_FIELDS) >= _CACHE_LIMIT:
+                _BY_FIELDS.clear()
+            _BY_FIELDS[fields] = record
+    if len(_RECORDS) >= _CACHE_LIMIT:
+        _RECORDS.clear()
+    _RECORDS[instruction] = record  # NOTE: exact, as azc.passes._EFFECTS explains
+    return record
+
+
+def _record(instruction: Instruction) -> tuple:
     op, out, in1, in2, data = instruction
     out_kind, in1_kind, in2_kind, partial, random, uniform, fold, commutative = _OP_FACTS[op]
     if out_kind < 0:
@@ -91,11 +109,7 @@ def _remember(instruction: Instruction) -> tuple:
     if in2 >= 0:
         read |= 1 << in2
     draws = random and (not uniform or data[0] < data[1])  # low >= high returns low, no draw
-    record = (written, read, draws, fold, out, in1, in2, commutative)
-    if len(_RECORDS) >= _CACHE_LIMIT:
-        _RECORDS.clear()
-    _RECORDS[instruction] = record  # NOTE: exact, as azc.passes._EFFECTS explains
-    return record
+    return written, read, draws, fold, out, in1, in2, commutative
 
 
 def _const_set(location: int, value: float) -> tuple:
