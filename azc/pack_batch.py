@@ -80,8 +80,10 @@ class RecordTable:
         lengths = np.asarray(lengths, dtype=np.int64)
         if self.table is None:
             return self._slow(flat_codes, flat_data, count, lengths)
-        kept = np.flatnonzero(flat_codes[:, 0])  # no-ops get no record
-        instructions, values = flat_codes[kept], flat_data[kept]
+        instructions, values = flat_codes, flat_data
+        if not flat_codes[:, 0].all():  # no-ops get no record
+            kept = np.flatnonzero(flat_codes[:, 0])
+            instructions, values = flat_codes[kept], flat_data[kept]
         op = instructions[:, 0]
         if len(op) and (instructions.min() < 0 or op.max() >= len(OPS)
                         or instructions[:, 1:].max() >= self.width
@@ -91,11 +93,12 @@ class RecordTable:
         if not self.filled[keys].all():
             return self._slow(flat_codes, flat_data, count, lengths)
 
-        records = self.table[keys]
-        records[:, 6] = values[np.arange(len(op)), _VALUE[op]].view(np.int64)
+        records = np.take(self.table, keys, axis=0)
+        records[:, 6] = values[:, 0].view(np.int64)
         records[:, 7] = values[:, 1].view(np.int64)
         partial = np.flatnonzero(_PARTIAL[op])
         if partial.size:  # const-set positions, as engine_pack.pack computes them
+            records[partial, 6] = values[partial, _VALUE[op[partial]]].view(np.int64)
             with np.errstate(all="ignore"):
                 scaled = values[partial, :2].astype(np.float32) * np.float32(self.F)
             positions = np.where(np.isfinite(scaled), scaled, -1).astype(np.int64)
