@@ -36,7 +36,6 @@ hash must include the budgeted number of train examples (see azc/fec.py).
 
 import logging
 import os
-import struct
 import time
 from dataclasses import dataclass, field
 from functools import reduce
@@ -47,6 +46,8 @@ import numpy as np
 
 from azc.ir import FEATURES, LABEL, PREDICTION, Instruction, Program
 from azc.ops import OPS, M, S, V, op_named
+from azc.passes_order import SLOTS as _SLOTS
+from azc.passes_order import canonical_order
 
 log = logging.getLogger("azc")
 
@@ -268,91 +269,6 @@ def fold_constants(program: Program) -> Program:
 
 
 # --- canonical form ----------------------------------------------------------------------------
-
-# Per op: (out kind index or -1, in1 kind index or -1, in2 kind index or -1, commutative).
-_SLOTS = tuple((_KIND_INDEX.get(op.out, -1),
-                *(_KIND_INDEX[k] for k in op.ins), *(-1,) * (2 - op.arity), op.commutative)
-               for op in OPS)
-_RESERVED_INDEX = {3 * LABEL: 0, 3 * PREDICTION: 1, 3 * FEATURES + 1: 2}
-_DATA_BITS = tuple(struct.Struct(f"<{n}d") for n in range(4))
-
-
-def canonical_order(component, effects) -> list[int]:
-    """A canonical topological order of a component's instructions, as indices into it.
-
-    Instruction j must follow an earlier i when i writes what j reads or writes, j writes what
-    i reads, or both draw random numbers (the stream's order is part of the meaning). Among
-    the instructions free to go next, the smallest key goes first:
-
-        key = (op, its inputs, its data's bits, position in the component)
-
-    where an input is the position in the new order of the instruction that produced it in
-    this component, else the reserved address it is (s0, s1, v0), else only its kind. Keys
-    never name free addresses, so renamed programs order alike; the position breaks ties
-    (which makes the order of an ordered component itself).
-    """
-    n = len(component)
-    if n < 2:
-        return list(range(n))
-    follows = [0] * n  # bitmask of the earlier instructions each one must follow
-    chain = True
-    for j in range(1, n):
-        written, read, draws = effects[j][0], effects[j][1], effects[j][2]
-        touched = written | read
-        for i in range(j):
-            if (effects[i][0] & touched or effects[i][1] & written
-                    or draws and effects[i][2]):
-                follows[j] |= 1 << i
-        chain = chain and follows[j] >> (j - 1) & 1
-    if chain:  # NOTE: often: each instruction needs the one before it, so the order is fixed
-        return list(range(n))
-
-    # NOTE: a ready instruction's key never changes: every earlier writer of its inputs is
-    # placed, and no later one can be before it. So each key is computed once, when needed.
-    produced: dict[int, int] = {}  # location -> position in the new order of its last writer
-    order: list[int] = []
-    keys: dict[int, tuple] = {}
-    waiting = list(range(n))
-    ready: list[int] = []
-    placed = 0
-    while len(order) < n:
-        for j in [j for j in waiting if not follows[j] & ~placed]:
-            waiting.remove(j)
-            ready.append(j)
-        if len(ready) == 1:
-            j = ready.pop()
-        else:
-            for j in ready:
-                if j not in keys:
-                    keys[j] = (*_order_key(component[j], produced), j)
-            j = min(keys[j] for j in ready)[-1]
-            ready.remove(j)
-        out_kind = _SLOTS[component[j].op][0]
-        if out_kind >= 0:
-            produced[3 * component[j].out + out_kind] = len(order)
-        order.append(j)
-        placed |= 1 << j
-    return order
-
-
-def _order_key(instruction: Instruction, produced: dict) -> tuple:
-    """(op, inputs, data bits) of an instruction, free of the names of free addresses."""
-    _, in1_kind, in2_kind, commutative = _SLOTS[instruction.op]
-    inputs = []
-    for address, kind in ((instruction.in1, in1_kind), (instruction.in2, in2_kind)):
-        if kind >= 0:
-            location = 3 * address + kind
-            if location in produced:
-                inputs.append((1, produced[location]))
-            elif location in _RESERVED_INDEX:
-                inputs.append((0, _RESERVED_INDEX[location]))
-            else:
-                inputs.append((2, kind))
-    if commutative:
-        inputs.sort()
-    data = instruction.data
-    return instruction.op, tuple(inputs), _DATA_BITS[len(data)].pack(*data) if data else b""
-
 
 def order_instructions(program: Program) -> Program:
     """Put each component's instructions in their canonical order (see canonical_order)."""

@@ -7,6 +7,9 @@ programs never seen before (the optimizer caches per-instruction facts, and a ro
 same programs again would find every constant's instruction cached).
 
     optimize_and_hash_us   the fast path (azc.passes_fused), one program at a time: the figure
+    ..._children_us        the same on children as evolution makes them (the mutator applied to
+                           a population of 100 that each child joins), which share most
+                           instructions with their parents: the optimizer's real workload
     pipeline_and_hash_us   the pass manager running the readable passes of azc.passes, + hash
     pass_*_us              each pass alone on the unoptimized programs
 
@@ -21,6 +24,7 @@ import time
 
 from azc.hashing import digest, encode, optimize_and_hash
 from azc.ir import Instruction, MemoryShape, Program
+from azc.mutator import MutationSettings, Mutator
 from azc.ops import S, V, op_named
 from azc.passes import PIPELINE
 
@@ -44,6 +48,20 @@ def random_programs(n: int, seed: int = 0) -> list[Program]:
     rng = random.Random(seed)
     return [Program(*(tuple(random_instruction(rng) for _ in range(size)) for size in SIZES))
             for _ in range(n)]
+
+
+def children(n: int, seed: int) -> list[Program]:
+    """`n` children, each of a random member of a population it then replaces."""
+    rng = random.Random(seed)
+    population = random_programs(100, seed + 1000)
+    ops = tuple(tuple(op.id for op in DEMO_OPS) for _ in range(3))
+    mutator = Mutator(MutationSettings(MEMORY, ops), rng)
+    made = []
+    for _ in range(n):
+        slot = rng.randrange(len(population))
+        population[slot] = mutator.mutate(population[slot])
+        made.append(population[slot])
+    return made
 
 
 def per_program(function, rounds) -> float:
@@ -81,6 +99,8 @@ def main():
         "load_average_1min": round(os.getloadavg()[0], 2),
         "optimize_and_hash_us": per_program(optimize_and_hash, rounds),
         "optimize_and_hash_alive_us": per_program(optimize_and_hash, alive),
+        "optimize_and_hash_children_us": per_program(
+            optimize_and_hash, [children(args.programs, seed) for seed in range(3)]),
         "pipeline_and_hash_us": per_program(pipeline_and_hash, rounds),
         "pipeline_us": per_program(PIPELINE.run, rounds),
         "hash_of_optimized_us": per_program(digest, [canonical] * 3),
