@@ -355,10 +355,13 @@ def test_batch_mode_refuses_what_it_cannot_do(tmp_path):
     path.write_text(text)
     with pytest.raises(ConfigError, match=r"nonlinear.toml:\d+: evolution.mutations: .*insert"):
         experiment_from(read_toml(path))
-    text = (EXPERIMENTS / "demo.toml").read_text().replace(
-        "[evolution]", "[evolution]\nmode = \"fast\"", 1)
-    path.write_text(text)
+    demo_text = (EXPERIMENTS / "demo.toml").read_text()
+    path.write_text(demo_text.replace("[evolution]", "[evolution]\nmode = \"fast\"", 1))
     with pytest.raises(ConfigError, match=r"evolution.mode"):
+        experiment_from(read_toml(path))
+    path.write_text(demo_text.replace("[evolution]", "[evolution]\nmode = \"batch\"", 1)
+                    + "\n[hurdle]\nstage_tasks = 2\n")
+    with pytest.raises(ConfigError, match=r"nonlinear.toml:\d+: hurdle: .*no hurdles"):
         experiment_from(read_toml(path))
 
 
