@@ -9,8 +9,7 @@ answered by one:
     evolve  {until, max_train_steps, seconds, immigrants, checkpoint}
             place the immigrants, then generations until `until` individuals of this experiment,
             the island's share of train steps, or `seconds`; answer with statistics, the best
-            program, emigrants when a migration point was reached, the state if asked, and
-            once the share is spent (`done`) the best program's select fitness
+            program, emigrants when a migration point was reached, and the state if asked
     state   the island's state, to restart it after a crash
 
 Programs travel as azc text (azc.printer / azc.parse), never pickled: a process or a Ray actor
@@ -197,13 +196,6 @@ class Island:
                 evolution.generation()
         answer = self._report()
         answer["done"] = scorer.train_steps >= max_train_steps
-        if answer["done"]:
-            # The candidate's select fitness here, where the evaluator's code is compiled
-            # already, rather than in the driver while every island waits for the next
-            # experiment.
-            program, _ = evolution.best()
-            answer["select_fitness"] = float(
-                current.select_evaluator.fitness_batch([program])[0])
         answer["at_migration"] = scorer.individuals >= until
         if answer["at_migration"] and migrate_every:
             answer["emigrants"] = self._emigrants()

@@ -102,19 +102,21 @@ def test_immigrants_replace_the_oldest_and_join_as_the_youngest():
     assert evolution.fitness[-3:] == [0.123] * 3
 
 
-def test_an_island_that_spent_its_share_scores_its_best_on_the_select_tasks():
-    exp = experiment()
-    island = Island(exp, 0, seed=1, engine="reference")
-    island.handle(json.dumps({"command": "begin", "experiment": 0, "task_seed": 3,
-                              "eval_seed": 4}))
-    answer = json.loads(island.handle(json.dumps(
-        {"command": "evolve", "until": 10**9, "max_train_steps": 5_000, "seconds": 10.0})))
-    assert answer["done"]
-    # The oracle: the driver's own select evaluator for the same seeds.
-    driver = IslandSearch(exp, 1, islands=2, engine="reference")
-    program = parse(answer["best_program"])
-    expected = driver.select_evaluator(3, 4).fitness_batch([program])[0]
-    assert answer["select_fitness"] == float(expected)
+def test_the_select_evaluator_is_made_in_the_background_and_scores_alike():
+    from azc.islands import _Current
+
+    search = IslandSearch(experiment(), 1, islands=2)
+    program = parse("def setup():\n    s2 = 0.5\n\ndef predict():\n    s1 = dot(v0, v0)\n\n"
+                    "def learn():\n    s3 = s0 - s1\n")
+    current = _Current(0, 3, 4, lambda: search.select_evaluator(3, 4), [])
+    current.prepare_select()
+    expected = search.select_evaluator(3, 4).fitness_batch([program])[0]
+    assert current.select_fitness(program) == expected
+
+    failing = _Current(0, 3, 4, lambda: 1 / 0, [])
+    failing.prepare_select()
+    with pytest.raises(ZeroDivisionError):
+        failing.select_fitness(program)
 
 
 def test_deterministic_islands_repeat_and_migrate():
