@@ -70,7 +70,7 @@ class _InstructionRows:
     """Each distinct instruction's codes and data row, made once: children share most of their
     instructions with their parents, and a dict lookup is cheaper than converting them again."""
 
-    LIMIT = 1 << 20  # distinct instructions kept before starting afresh
+    LIMIT = 1 << 16  # distinct instructions kept before starting afresh (each held alive)
 
     def __init__(self):
         self.index: dict = {}
@@ -121,9 +121,14 @@ class RecordCache:
     its mutation did not touch, and most instructions of the one it did. So each instruction is
     checked and decoded once (by `pack`), each component tuple becomes a list of rows of that
     table once, and packing a batch is list concatenation plus one gather.
+
+    Memory stays bounded over any number of programs: entries live in two generations. When the
+    current one holds LIMIT components (or decoded instructions), it becomes the previous one,
+    its rows compacted into a fresh table, and the older generation is dropped; a component
+    found only in the previous generation moves back into the current one.
     """
 
-    LIMIT = 1 << 16  # components remembered (and instructions decoded) before starting afresh
+    LIMIT = 1 << 13  # components (and decoded instructions) per generation
 
     def __init__(self, memory: MemoryShape, F: int, allowed=None):
         self.memory, self.F, self.allowed = memory, F, allowed
@@ -131,17 +136,26 @@ class RecordCache:
         self.rows: dict = {}  # instruction_key -> row of `table`, or None for the no-op
         self.used = 0  # rows of `table` filled
         self.components: dict = {}  # id(component) -> (component, its rows)
+        self.previous: dict = {}  # the last generation's components, same form
         self.bases: dict = {}  # (op, out, in1, in2) -> its record, data fields aside
 
     def pack(self, programs) -> Packed:
         """Same as pack(*program_arrays(programs), memory, F, allowed); AzcError alike."""
         if len(self.components) > self.LIMIT or len(self.rows) > self.LIMIT:
-            self.__init__(self.memory, self.F, self.allowed)
+            self._next_generation()
         get = self.components.get
         missing = [c for p in programs for c in (p.setup, p.predict, p.learn)
                    if (get(id(c)) or (None,))[0] is not c]
         if missing:
-            self._add(missing, programs)
+            older, new = self.previous.get, []
+            for component in missing:
+                entry = older(id(component))
+                if entry is not None and entry[0] is component:
+                    self.components[id(component)] = entry
+                else:
+                    new.append(component)
+            if new:
+                self._add(new, programs)
         rows, offsets = [], []
         for program in programs:
             offsets.append(len(rows))
@@ -150,6 +164,18 @@ class RecordCache:
                 offsets.append(len(rows))
         offsets = np.array(offsets, dtype=np.int64).reshape(-1, 4)
         return Packed(self.table[np.array(rows, dtype=np.int64)], offsets)
+
+    def _next_generation(self):
+        """Keep the current generation as the previous one, in a compacted table."""
+        kept = sorted({row for _, rows in self.components.values() for row in rows})
+        renumber = dict(zip(kept, range(len(kept)), strict=True))
+        table = np.zeros((max(1024, 2 * len(kept)), RECORD), dtype=np.int64)
+        table[:len(kept)] = self.table[np.array(kept, dtype=np.int64)]
+        self.previous = {key: (component, [renumber[row] for row in rows])
+                         for key, (component, rows) in self.components.items()}
+        self.table, self.used, self.components, self.rows = table, len(kept), {}, {}
+        if len(self.bases) > 4 * self.LIMIT:
+            self.bases = {}
 
     def _add(self, components, programs):
         """Remember new components, decoding their new instructions in one `pack`."""

@@ -190,23 +190,6 @@ def test_tier2_matches_reference(F, caplog):
     assert "tier-2 compilation failed" not in caplog.text
 
 
-def test_tier2_compile_failure_falls_back_to_tier1(monkeypatch, caplog):
-    import azc.engine_tier2 as tier2
-    from azc import engine
-    tasks = make_tasks(TaskSpec("linear", 4, 20, 10, num_tasks=2))
-    native = make_evaluator(tasks, MEMORY, engine="jit")
-    monkeypatch.setattr(engine, "_COMPILED", tier2.CompiledCache())
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("LLVM said no")
-
-    monkeypatch.setattr(tier2, "compile_ir", broken)
-    expected = ReferenceEvaluator(tasks, MEMORY).evaluate(LINEAR)
-    with caplog.at_level("WARNING", logger="azc"):
-        assert native.evaluate(LINEAR) == expected
-    assert "tier-2 compilation failed for program(s)" in caplog.text
-
-
 def test_evaluator_without_op_list_grows_to_new_ops():
     tasks = make_tasks(TaskSpec("linear", 4, 20, 10, num_tasks=2))
     native = make_evaluator(tasks, MEMORY)
