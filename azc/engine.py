@@ -18,11 +18,11 @@ import numpy as np
 from azc import rng
 from azc.engine_pack import Packed, RecordCache, pack, program_arrays
 from azc.engine_tier1 import CTX_SLOTS, RECORD, Group, Kernel, Shape
-from azc.engine_tier2 import CompiledCache
+from azc.engine_tier2 import CompiledCache, CompileFailure
 from azc.errors import ConfigError
 from azc.fitness import Evaluation, combine_fitnesses
-from azc.ir import MemoryShape, Program
-from azc.ops import OPS
+from azc.ir import Instruction, MemoryShape, Program
+from azc.ops import DATA_SIZES, OPS
 from azc.tasks import MIN_TRAIN_STEPS, Task
 
 log = logging.getLogger("azc")
@@ -203,10 +203,13 @@ class NativeEvaluator:
         if self._use_jit(kernel, packed):
             try:
                 table = _COMPILED.pointers(kernel, packed)
-            except Exception as error:  # noqa: BLE001 - LLVM failures become a fallback
-                keys = ", ".join(_COMPILED.failed_keys[:5])
-                log.warning("tier-2 compilation failed for program(s) %s of a batch of %d "
-                            "(%s); using the tier-1 evaluator", keys, len(packed), error)
+            except CompileFailure as failure:  # the rest of the batch is compiled and cached
+                named = ", ".join(map(str, failure.programs[:5]))
+                extra = len(failure.programs) - 5
+                more = f" and {extra} more" if extra > 0 else ""
+                log.warning("tier-2 compilation failed for program %s%s of a batch of %d (%s); "
+                            "evaluating the batch on tier 1", named, more, len(packed),
+                            failure.message)
             else:
                 kernel.compiled_function(len(packed), packed.records.ctypes.data,
                                          table.ctypes.data, ctx.ctypes.data,
@@ -284,7 +287,12 @@ class NativeEvaluator:
         packed = pack(codes, data, lengths, memory, self.F, self.ops if self.fixed_ops else None)
         if not self.fixed_ops:
             self.ops = tuple(sorted(set(self.ops) | set(packed.records[:, 0].tolist())))
-        return self.combined(self.task_fitness_packed(packed, memory))
+        if self._fallback is None:
+            try:
+                return self.combined(self.task_fitness_packed(packed, memory))
+            except NativeBuildError:
+                pass
+        return self._fallback.fitness_batch(_programs_of(codes, data, lengths))
 
     def evaluate(self, program: Program) -> Evaluation:
         """The program's combined fitness and its fitness on each task."""
@@ -302,6 +310,14 @@ class NativeEvaluator:
         """Record the per-example errors of an evaluation (build it with a short budget)."""
         programs = list(programs)
         memory = self._memory_for(programs)
+        if self._fallback is None:
+            try:
+                return self._native_fingerprints(programs, memory)
+            except NativeBuildError:
+                pass
+        return self._reference_fingerprints(programs)
+
+    def _native_fingerprints(self, programs, memory: MemoryShape) -> Fingerprints:
         P, n = len(programs), len(self.tasks)
         train_cap = max(g.recorded_steps for g in self.groups)
         valid_cap = max(g.valid_steps for g in self.groups)
@@ -321,6 +337,41 @@ class NativeEvaluator:
                                (result.valid_errors, result.valid_counts)):
             errors[np.arange(errors.shape[2]) >= counts[..., None]] = np.nan
         return result
+
+    def _reference_fingerprints(self, programs) -> Fingerprints:
+        """As the native fingerprints, from the reference executor (when native code fails)."""
+        from azc.reference import run_task
+        runs = [[run_task(program, task, memory=self.memory, seed=self.seed, task_index=t,
+                          record=True, **{k: self._options[k] for k in
+                                          ("num_train", "num_valid", "max_abs_error")})
+                 for t, task in enumerate(self.tasks)] for program in programs]
+        shape = (len(programs), len(self.tasks))
+        train_cap = max(g.recorded_steps for g in self.groups)
+        valid_cap = max(g.valid_steps for g in self.groups)
+        result = Fingerprints(np.full(shape + (train_cap,), np.nan), np.zeros(shape, np.int64),
+                              np.full(shape + (valid_cap,), np.nan), np.zeros(shape, np.int64))
+        for p, task_runs in enumerate(runs):
+            for t, run in enumerate(task_runs):
+                result.train_counts[p, t] = len(run.train_errors)
+                result.train_errors[p, t, :len(run.train_errors)] = run.train_errors
+                result.valid_counts[p, t] = len(run.valid_errors)
+                result.valid_errors[p, t, :len(run.valid_errors)] = run.valid_errors
+        return result
+
+
+def _programs_of(codes, data, lengths) -> list[Program]:
+    """Program objects from compact arrays (see engine_pack.program_arrays)."""
+    instructions = [Instruction(op, out, in1, in2, tuple(values[:DATA_SIZES[OPS[op].data]]))
+                    for (op, out, in1, in2), values in zip(np.asarray(codes).tolist(),
+                                                           np.asarray(data).tolist(), strict=True)]
+    programs, at = [], 0
+    for sizes in np.asarray(lengths).reshape(-1, 3).tolist():
+        components = []
+        for size in sizes:
+            components.append(tuple(instructions[at:at + size]))
+            at += size
+        programs.append(Program(*components))
+    return programs
 
 
 def _op_id(op) -> int:

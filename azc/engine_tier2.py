@@ -68,14 +68,31 @@ def program_key(records: np.ndarray, shape: Shape) -> str:
     return digest.hexdigest()
 
 
+class CompileFailure(RuntimeError):
+    """Programs of a batch that tier 2 could not compile; the rest of the batch was compiled."""
+
+    def __init__(self, programs: list[int], message: str):
+        super().__init__(message)
+        self.programs = programs  # their positions in the batch
+        self.message = message  # LLVM's (or codegen's) message for the first of them
+
+
 class CompiledCache:
-    """Per-program native code, least recently used first out."""
+    """Per-program native code, least recently used first out.
+
+    A program that does not compile is remembered (up to FAILED_SIZE of them) and not tried
+    again; the others of its module are compiled one by one, so one bad program costs only
+    its own code.
+    """
+
+    FAILED_SIZE = 1024
 
     def __init__(self, size: int = CACHE_SIZE, speed: int | str = "loops", codegen: int = 2):
         self.size, self.speed, self.codegen = size, speed, codegen
         self.entries: OrderedDict[str, tuple] = OrderedDict()  # key -> (library, pointers)
-        self.compile_seconds: list[float] = []
-        self.failed_keys: list[str] = []  # the programs of a compilation that raised
+        self.failed: OrderedDict[str, str] = OrderedDict()  # key -> why it did not compile
+        self.compiled = 0  # programs compiled
+        self.compile_seconds = 0.0  # their compile time
 
     def pointers(self, kernel, packed, batch: int = 64) -> np.ndarray:
         """(programs, groups * 3) function addresses for the packed programs, compiling misses.
@@ -83,7 +100,7 @@ class CompiledCache:
         Programs are compiled without their dead code (the kernel's pruner), so programs that
         differ only in dead code share their code. Misses are compiled `batch` programs per
         module: one LLVM module per program costs more in fixed overhead than the code
-        generation itself.
+        generation itself. Raises CompileFailure naming the programs that did not compile.
         """
         shape = kernel.shape
         keys, missing, queued = [], [], set()
@@ -95,30 +112,45 @@ class CompiledCache:
             keys.append(key)
             if key in self.entries:
                 self.entries.move_to_end(key)
-            elif key not in queued:
+            elif key not in queued and key not in self.failed:
                 queued.add(key)
                 missing.append((key, records, offsets))
         for start in range(0, len(missing), batch):
-            self._compile(shape, missing[start:start + batch])
+            self._compile_or_isolate(shape, missing[start:start + batch])
+        while len(self.entries) > max(self.size, len(set(keys))):
+            self.entries.popitem(last=False)
+        failed = [p for p, key in enumerate(keys) if key in self.failed]
+        if failed:
+            raise CompileFailure(failed, self.failed[keys[failed[0]]])
         table = np.empty((len(keys), 3 * len(shape.groups)), dtype=np.int64)
         for p, key in enumerate(keys):
             table[p] = self.entries[key][1]
-        while len(self.entries) > max(self.size, len(set(keys))):
-            self.entries.popitem(last=False)
         return table
+
+    def _compile_or_isolate(self, shape: Shape, programs):
+        """Compile programs in one module; if that fails, each alone, remembering failures."""
+        try:
+            self._compile(shape, programs)
+        except Exception as error:  # noqa: BLE001 - LLVM reports any fault as an exception
+            if len(programs) > 1:
+                for program in programs:
+                    self._compile_or_isolate(shape, [program])
+                return
+            self.failed[programs[0][0]] = f"{type(error).__name__}: {error}"
+            while len(self.failed) > self.FAILED_SIZE:
+                self.failed.popitem(last=False)
 
     def _compile(self, shape: Shape, programs):
         named = [(f"p{key}", records, offsets) for key, records, offsets in programs]
+        start = time.perf_counter()
         text = module_text(shape, named)
         exports = [f"{name}_{len(g.tasks)}_{c}" for name, _, _ in named for g in shape.groups
                    for c in range(3)]
-        start = time.perf_counter()
-        self.failed_keys = [key for key, _, _ in programs]
         library = compile_ir(text, sorted(set(exports)), speed=self.speed,
                              codegen=self.codegen)
-        self.failed_keys = []
         seconds = time.perf_counter() - start
-        self.compile_seconds.append(seconds / len(programs))
+        self.compiled += len(programs)
+        self.compile_seconds += seconds
         log.debug("compiled %d program(s) in %.1f ms", len(programs), seconds * 1e3)
         for name, _, _ in named:
             addresses = [library[f"{name}_{len(g.tasks)}_{c}"] for g in shape.groups
