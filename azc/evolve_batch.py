@@ -1,7 +1,8 @@
 """Regularized evolution on arrays: a chunk of children per step, vectorized with NumPy.
 
-The population is two arrays (azc.mutate_batch's layout: one row of instructions per
-individual) and a fitness vector; programs become Program objects only when asked for (the
+The population is three arrays (azc.mutate_batch's layout: one row of instruction slots and
+component sizes per individual) and a fitness vector, packed for the native engine by
+azc.pack_batch; programs become Program objects only when asked for (the
 best, checkpoints). One generation:
 
     for each chunk of slots [s, s + batch_size) in 0 .. P-1, in order:
@@ -24,8 +25,8 @@ lets it compete at once. Everything else is the original's (reference §11-13):
   `steps_per_evaluation` for each one evaluated, so max_train_steps means the same work.
 - random numbers come from a NumPy Generator seeded once per experiment; a seed fixes the run.
 
-Hurdles and size-changing mutations (insert, remove, trade) are not supported; the experiment
-file's validation refuses them in batch mode.
+Hurdles are not supported, nor insert_instruction into a mutable component without a
+max_size (its slots are fixed); the experiment file's validation refuses both in batch mode.
 """
 
 import logging
@@ -38,7 +39,7 @@ from azc.engine_pack import Packed
 from azc.errors import ConfigError
 from azc.evolve import PopulationStats, Scorer
 from azc.fitness import MIN_FITNESS
-from azc.mutate_batch import BatchMutator, arrays_to_program, programs_to_arrays
+from azc.mutate_batch import BatchMutator, arrays_to_program, capacities, programs_to_arrays
 from azc.ops import OPS
 from azc.pack_batch import RecordTable, hash_rows, recorded_errors, subset
 
@@ -87,8 +88,9 @@ class BatchEvolution:
         self.batch_mutator: BatchMutator | None = None
         self.codes = np.zeros((0, 0, 4), dtype=np.int64)
         self.data = np.zeros((0, 0, 3))
+        self.sizes = np.zeros((0, 3), dtype=np.int64)
         self.scores = np.zeros(0)
-        self.lengths = (0, 0, 0)
+        self.capacities = (0, 0, 0)
         self.generations = 0
         self._tables: dict = {}  # per evaluator shape: its RecordTable
         self._budget_limit = None
@@ -109,12 +111,13 @@ class BatchEvolution:
         return self.scores.tolist()
 
     def program(self, slot: int):
-        return arrays_to_program(self.codes[slot], self.data[slot], self.lengths)
+        return arrays_to_program(self.codes[slot], self.data[slot], self.capacities,
+                                 self.sizes[slot])
 
     def _set_programs(self, programs):
-        self.lengths = tuple(len(c) for c in programs[0].components())
-        self.codes, self.data = programs_to_arrays(programs, self.lengths)
-        self.batch_mutator = BatchMutator(self.settings, self.lengths, self.rng)
+        self.capacities = capacities(self.settings, programs)
+        self.codes, self.data, self.sizes = programs_to_arrays(programs, self.capacities)
+        self.batch_mutator = BatchMutator(self.settings, self.capacities, self.rng)
 
     # --- the loop (see the module docstring) ---------------------------------------------------
 
@@ -123,7 +126,7 @@ class BatchEvolution:
         programs = [self.mutator.mutate(self.generator.initial_program(), 0)
                     for _ in range(self.population_size)]
         self._set_programs(programs)
-        self.scores = self._score(self.codes, self.data)
+        self.scores = self._score(self.codes, self.data, self.sizes)
 
     def restore(self, population, fitness, state: dict | None = None):
         """Continue from a saved population (a checkpoint) and, if given, its random stream."""
@@ -147,17 +150,19 @@ class BatchEvolution:
             drawn = self.rng.integers(0, size, (count, tournament))
             winners = drawn[np.arange(count), np.argmax(self.scores[drawn], axis=1)]
 
-            codes, data = self.codes[winners], self.data[winners]  # copies, mutated in place
-            changed = self.batch_mutator.mutate(codes, data)
+            # copies of the parents' rows, mutated in place
+            codes, data, sizes = self.codes[winners], self.data[winners], self.sizes[winners]
+            changed = self.batch_mutator.mutate(codes, data, sizes)
             scores = self.scores[winners]
             same = count - int(changed.sum())
             self.scorer.individuals += same  # a child equal to its parent: known, as in evolve
             self.scorer.cache_hits += same
             self.scorer.train_steps += self.scorer.steps_per_individual * same
             if same < count:
-                scores[changed] = self._score(codes[changed], data[changed])
+                scores[changed] = self._score(codes[changed], data[changed], sizes[changed])
 
-            self.codes[slots], self.data[slots], self.scores[slots] = codes, data, scores
+            self.codes[slots], self.data[slots], self.sizes[slots] = codes, data, sizes
+            self.scores[slots] = scores
         self.generations += 1
 
     def run(self, max_train_steps: int, max_seconds: float = math.inf, should_stop=None):
@@ -185,7 +190,7 @@ class BatchEvolution:
 
     # --- scoring -------------------------------------------------------------------------------
 
-    def _score(self, codes: np.ndarray, data: np.ndarray) -> np.ndarray:
+    def _score(self, codes: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """Fitness of new individuals: train budget, then the FEC, then evaluation."""
         scorer, count = self.scorer, len(codes)
         scorer.individuals += count
@@ -193,19 +198,19 @@ class BatchEvolution:
         scores = np.full(count, MIN_FITNESS)
         allowed = np.ones(count, bool)
         if self._budget_limit is not None:
-            allowed = self._within_budget(codes)
+            allowed = self._within_budget(codes, sizes)
             scorer.budget_rejects += count - int(allowed.sum())
         rows = np.flatnonzero(allowed)
         if not rows.size:
             return scores
-        codes, data = codes[rows], data[rows]
+        codes, data, sizes = codes[rows], data[rows], sizes[rows]
 
         packed = self._pack(scorer.evaluator, codes, data)
         functional = scorer.functional
         if functional is None:
-            scores[rows] = self._evaluate(codes, data, packed)
+            scores[rows] = self._evaluate(codes, data, sizes, packed)
             return scores
-        keys = self._fingerprint_keys(codes, data, packed)
+        keys = self._fingerprint_keys(codes, data, sizes, packed)
         # FunctionalCache.lookup inlined (this loop is per child): a new fingerprint gets an
         # empty cell and its first child is evaluated; later ones share the cell.
         cells, fresh = [], []
@@ -223,30 +228,34 @@ class BatchEvolution:
         if fresh:
             fresh = np.array(fresh)
             sub = None if packed is None else subset(packed, fresh)
-            for i, fitness in zip(fresh.tolist(), self._evaluate(codes[fresh], data[fresh], sub),
-                                  strict=True):
-                cells[i][0] = float(fitness)
+            found = self._evaluate(codes[fresh], data[fresh], sizes[fresh], sub)
+            for i, fitness in zip(fresh.tolist(), found.tolist(), strict=True):
+                cells[i][0] = fitness
         scores[rows] = [cell[0] for cell in cells]
         return scores
 
-    def _within_budget(self, codes: np.ndarray) -> np.ndarray:
+    def _within_budget(self, codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """Whether each program's compute cost is within the train budget (reference §13)."""
         costs = _COSTS[codes[:, :, 0]]
-        ends = np.cumsum(self.lengths)
-        setup = costs[:, :ends[0]].sum(axis=1)
-        per_example = costs[:, ends[0]:].sum(axis=1)
-        return setup + self.scorer.num_train * per_example <= self._budget_limit
+        slot = np.arange(codes.shape[1])
+        starts = np.cumsum((0,) + self.capacities[:2])
+        # No-ops cost too, but a component's padding is no instruction.
+        setup, predict, learn = (
+            np.where((slot >= start) & (slot < start + sizes[:, c, None]), costs, 0).sum(axis=1)
+            for c, start in enumerate(starts))
+        return setup + self.scorer.num_train * (predict + learn) <= self._budget_limit
 
-    def _evaluate(self, codes, data, packed: Packed | None) -> np.ndarray:
+    def _evaluate(self, codes, data, sizes, packed: Packed | None) -> np.ndarray:
         scorer = self.scorer
         scorer.evaluations += len(codes)
         scorer.train_steps += scorer.steps_per_evaluation * len(codes)
         evaluator = scorer.evaluator
         if packed is None:
-            return np.asarray(evaluator.fitness_batch(self._programs(codes, data)), np.float64)
+            return np.asarray(evaluator.fitness_batch(self._programs(codes, data, sizes)),
+                              np.float64)
         return evaluator.combined(evaluator.task_fitness_packed(packed, evaluator.memory))
 
-    def _fingerprint_keys(self, codes, data, packed: Packed | None) -> list[int]:
+    def _fingerprint_keys(self, codes, data, sizes, packed: Packed | None) -> list[int]:
         """One key per program: its short-run errors hashed with the budget (reference §12).
 
         `packed` holds the programs packed for the evaluator; the fingerprinter reads the same
@@ -257,7 +266,7 @@ class BatchEvolution:
         if packed is None or _shape(fingerprinter) != _shape(evaluator):
             packed = self._pack(fingerprinter, codes, data)
         if packed is None:
-            return functional.keys(self._programs(codes, data))
+            return functional.keys(self._programs(codes, data, sizes))
         train, valid = recorded_errors(fingerprinter, packed)
         words = np.concatenate([train, valid], axis=1).view(np.uint64)
         return hash_rows(words, functional.budget).tolist()
@@ -271,10 +280,11 @@ class BatchEvolution:
         if table is None:
             table = self._tables[shape] = RecordTable(
                 evaluator.memory, evaluator.F, evaluator.ops if evaluator.fixed_ops else None)
-        return table.pack(codes, data, self.lengths)
+        return table.pack(codes, data, self.capacities)
 
-    def _programs(self, codes, data) -> list:
-        return [arrays_to_program(c, d, self.lengths) for c, d in zip(codes, data, strict=True)]
+    def _programs(self, codes, data, sizes) -> list:
+        return [arrays_to_program(c, d, self.capacities, n)
+                for c, d, n in zip(codes, data, sizes, strict=True)]
 
 
 def _shape(evaluator) -> tuple:

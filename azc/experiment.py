@@ -227,12 +227,11 @@ def experiment_from(document: TomlFile, base: Path = Path(".")) -> Experiment:
         raise error(("setup",), "no component has ops: evolution could change nothing")
 
     if table.evolution.mode == "batch":
-        from azc.mutate_batch import SUPPORTED
+        from azc.mutate_batch import batch_problem
 
-        for name in table.evolution.mutations:
-            if name not in SUPPORTED:
-                raise error(("evolution", "mutations"), f"mode = \"batch\" keeps component "
-                            f"sizes fixed and cannot use {name!r}; use mode = \"exact\"")
+        problem = batch_problem(mutation)
+        if problem:
+            raise error((COMPONENTS[problem[0]],), problem[1])
         if table.hurdle is not None:
             raise error(("hurdle",), "mode = \"batch\" has no hurdles; use mode = \"exact\"")
 

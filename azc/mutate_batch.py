@@ -1,31 +1,30 @@
 """The mutator on arrays: a whole chunk of children per call, drawn with vectorized NumPy.
 
-Programs here have fixed component sizes and are rows of two arrays (the layout of
-ir.to_arrays, one row per program):
+Programs here are rows of three arrays (the layout of ir.to_arrays, one row per program):
 
     codes[p, k] = (op, out, in1, in2)      int64, instruction k of program p
     data[p, k]  = (d0, d1, d2)             float64, the op's constant data, zeros past it
+    sizes[p]    = (setup, predict, learn)  instructions in each component
 
-with setup, predict and learn one after the other (`lengths` instructions each). The
-distribution of a child is exactly azc.mutator.Mutator's (reference §9): with probability
-mutate_prob one action drawn uniformly from the list as given, a component drawn uniformly
-among those with allowed ops, alter_param as §9.3 (const-set flip or log-normal scale,
-uniform-set pairs re-sorted), random instructions as §9.4 with mutator.address_ranges. Only the
+Each component has a fixed number of slots (`capacities`: setup's, then predict's, then
+learn's); a component's instructions fill its first slots and no-ops (zeros) pad the rest,
+so padding is never executed. The distribution of a child is exactly azc.mutator.Mutator's
+(reference §9): with probability mutate_prob one action drawn uniformly from the list as
+given, a component drawn uniformly among those with allowed ops, alter_param as §9.3
+(const-set flip or log-normal scale, uniform-set pairs re-sorted), random instructions as §9.4
+with mutator.address_ranges, insert/remove/trade with the original's size limits. Only the
 order of the random draws differs, so runs are statistically, not draw for draw, alike.
-
-Actions that change a component's size (insert, remove, trade) are not supported: the array
-layout has one size per component (`BatchMutator` raises ConfigError).
 """
 
 import numpy as np
 
 from azc.errors import ConfigError
-from azc.ir import Instruction, Program
+from azc.ir import COMPONENTS, Instruction, Program
 from azc.mutator import MUTATIONS, MutationSettings, address_ranges, check_settings
 from azc.ops import DATA_SIZES, OPS
 
-SUPPORTED = ("alter_param", "randomize_instruction", "randomize_component_function", "identity",
-             "randomize_algorithm")
+PAD = -2  # a slot past a component's end, in `_rearrange` sources
+NEW = -1  # the slot of an inserted instruction
 _DATA_KINDS = (None, "const", "vindex", "mindex", "uniform", "gaussian")
 NONE, CONST, VINDEX, MINDEX, UNIFORM, GAUSSIAN = range(len(_DATA_KINDS))
 
@@ -57,18 +56,17 @@ def _f32(x: np.ndarray) -> np.ndarray:
 class BatchMutator:
     """Mutation actions applied to a chunk of parents at once (see the module docstring)."""
 
-    def __init__(self, settings: MutationSettings, lengths, rng: np.random.Generator):
+    def __init__(self, settings: MutationSettings, capacities, rng: np.random.Generator):
         check_settings(settings)
-        unsupported = [name for name in settings.mutations if name not in SUPPORTED]
-        if unsupported:
-            raise ConfigError(f"batch evolution cannot use mutation {unsupported[0]!r}: it "
-                              f"changes component sizes; use mode = \"exact\" or the mutations "
-                              f"{', '.join(SUPPORTED)}")
+        problem = batch_problem(settings)
+        if problem:
+            raise ConfigError(problem[1])
         self.settings = settings
         self.rng = rng
-        self.lengths = np.array(lengths, dtype=np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.size = int(self.lengths.sum())
+        self.capacities = np.array(capacities, dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.capacities)[:-1]])
+        self.min_sizes = np.array(settings.min_sizes, dtype=np.int64)
+        self.max_sizes = np.array(settings.max_sizes, dtype=np.int64)
         self.actions = np.array([MUTATIONS.index(name) for name in settings.mutations])
         self.mutable = np.array([c for c in range(3) if settings.ops[c]], dtype=np.int64)
         widest = max(len(ops) for ops in settings.ops)
@@ -123,8 +121,9 @@ class BatchMutator:
 
     # --- mutation (reference §9.2) --------------------------------------------------------------
 
-    def mutate(self, codes: np.ndarray, data: np.ndarray) -> np.ndarray:
-        """Mutate children in place: (B, N, 4) codes and (B, N, 3) data, copies of parents.
+    def mutate(self, codes: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Mutate children in place: codes (B, N, 4), data (B, N, 3), sizes (B, 3), copies of
+        their parents' rows.
 
         Returns a bool (B,) array: whether each child now differs from its parent (a mutation
         may redraw what was there), bit for bit, so a constant -0.0 differs from 0.0 as in
@@ -139,53 +138,107 @@ class BatchMutator:
             return changed
         action = self.actions[(rng.random(rows.size) * len(self.actions)).astype(np.int64)]
         component = self.mutable[(rng.random(rows.size) * len(self.mutable)).astype(np.int64)]
+        before = sizes[rows].copy()
 
-        for name, writes in (("alter_param", self._alter_param),
-                             ("randomize_instruction", self._randomize_instruction),
-                             ("randomize_component_function", self._randomize_components),
-                             ("randomize_algorithm", self._randomize_algorithm)):
+        for name in MUTATIONS:
             chosen = action == MUTATIONS.index(name)
-            if not chosen.any():
+            if name == "identity" or not chosen.any():
                 continue
-            row, index, new_codes, new_data = writes(codes, data, rows[chosen],
+            writes = getattr(self, "_" + name)
+            row, index, new_codes, new_data = writes(codes, data, sizes, rows[chosen],
                                                      component[chosen])
             differs = _rows_differ(codes[row, index], new_codes) | _rows_differ(
                 data[row, index].view(np.int64), new_data.view(np.int64))
             changed[row[differs]] = True
             codes[row, index], data[row, index] = new_codes, new_data
+        changed[rows] |= _rows_differ(before, sizes[rows])  # a no-op removed from the end
         return changed
 
-    # Each action returns its writes: rows, instruction indices, new codes and new data.
+    # Each action returns its writes: rows, instruction indices, new codes and new data; those
+    # that resize a component also update `sizes`.
 
-    def _positions(self, components: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A uniform instruction index in each component; False where it is empty."""
-        length = self.lengths[components]
-        index = self.starts[components] + (self.rng.random(len(components)) * length).astype(
-            np.int64)
-        return index, length > 0
+    def _positions(self, sizes, rows, components, extra: int = 0):
+        """A uniform instruction index (0 .. size - 1 + extra) in each row's component."""
+        length = sizes[rows, components] + extra
+        return (self.rng.random(len(rows)) * length).astype(np.int64), length > 0
 
-    def _alter_param(self, codes, data, rows, components):
-        index, present = self._positions(components)
-        rows, index = rows[present], index[present]
+    def _alter_param(self, codes, data, sizes, rows, components):
+        index, present = self._positions(sizes, rows, components)
+        rows, index = rows[present], index[present] + self.starts[components[present]]
         return rows, index, *self.alter(codes[rows, index], data[rows, index])
 
-    def _randomize_instruction(self, codes, data, rows, components):
-        index, present = self._positions(components)
-        return rows[present], index[present], *self.random_instructions(components[present])
+    def _randomize_instruction(self, codes, data, sizes, rows, components):
+        index, present = self._positions(sizes, rows, components)
+        index = index[present] + self.starts[components[present]]
+        return rows[present], index, *self.random_instructions(components[present])
 
-    def _randomize_components(self, codes, data, rows, components):
+    def _randomize_component_function(self, codes, data, sizes, rows, components):
         """Every instruction of the chosen component replaced by a random one."""
-        length = self.lengths[components]
+        length = sizes[rows, components]
         row = np.repeat(rows, length)
         component = np.repeat(components, length)
         first = np.repeat(self.starts[components] - np.cumsum(length) + length, length)
         index = first + np.arange(length.sum())
         return row, index, *self.random_instructions(component)
 
-    def _randomize_algorithm(self, codes, data, rows, components):
+    def _randomize_algorithm(self, codes, data, sizes, rows, components):
         mutable = self.mutable
-        return self._randomize_components(codes, data, np.repeat(rows, len(mutable)),
-                                          np.tile(mutable, len(rows)))
+        return self._randomize_component_function(
+            codes, data, sizes, np.repeat(rows, len(mutable)), np.tile(mutable, len(rows)))
+
+    def _insert_instruction(self, codes, data, sizes, rows, components):
+        """A random instruction at one of size + 1 places, while size < max - 1."""
+        size = sizes[rows, components]
+        top = self.max_sizes[components]
+        room = (top == 0) | (size < top - 1)  # NOTE: the original's cap is max - 1
+        rows, components, size = rows[room], components[room], size[room]
+        at, _ = self._positions(sizes, rows, components, extra=1)
+        slot = np.arange(self.capacities.max())[None, :]
+        source = np.where(slot < at[:, None], slot, np.where(slot == at[:, None], NEW, slot - 1))
+        source[slot > size[:, None]] = PAD
+        sizes[rows, components] += 1
+        return self._rearrange(codes, data, rows, components, source)
+
+    def _remove_instruction(self, codes, data, sizes, rows, components):
+        """One instruction deleted, while size > min."""
+        size = sizes[rows, components]
+        keep = size > self.min_sizes[components]
+        rows, components, size = rows[keep], components[keep], size[keep]
+        at, _ = self._positions(sizes, rows, components)
+        slot = np.arange(self.capacities.max())[None, :]
+        source = np.where(slot < at[:, None], slot, slot + 1)
+        source[slot >= size[:, None] - 1] = PAD
+        sizes[rows, components] -= 1
+        return self._rearrange(codes, data, rows, components, source)
+
+    def _trade_instruction(self, codes, data, sizes, rows, components):
+        """Insert at one of size + 1 places, then delete one of the size + 1 (maybe the new)."""
+        size = sizes[rows, components]
+        at, _ = self._positions(sizes, rows, components, extra=1)
+        gone, _ = self._positions(sizes, rows, components, extra=1)
+        slot = np.arange(self.capacities.max())[None, :]
+        longer = np.where(slot < gone[:, None], slot, slot + 1)  # slot in the grown component
+        source = np.where(longer < at[:, None], longer,
+                          np.where(longer == at[:, None], NEW, longer - 1))
+        source[slot >= size[:, None]] = PAD
+        return self._rearrange(codes, data, rows, components, source)
+
+    def _rearrange(self, codes, data, rows, components, source):
+        """Writes filling each row's component slot k from its old slot source[k] (or NEW, a
+        random instruction, or PAD, a no-op); slots past the component's capacity are ignored."""
+        capacity = self.capacities[components]
+        slot = np.broadcast_to(np.arange(source.shape[1]), source.shape)
+        inside = slot < capacity[:, None]
+        row, source = np.repeat(rows, capacity), source[inside]
+        start = np.repeat(self.starts[components], capacity)
+        index = start + slot[inside]
+        old = start + np.clip(source, 0, np.repeat(capacity, capacity) - 1)
+        new_codes, new_data = codes[row, old], data[row, old]
+        fresh = np.flatnonzero(source == NEW)
+        new_codes[fresh], new_data[fresh] = self.random_instructions(
+            np.repeat(components, capacity)[fresh])
+        new_codes[source == PAD], new_data[source == PAD] = 0, 0.0
+        return row, index, new_codes, new_data
 
     # --- parameter changes (reference §9.3) -----------------------------------------------------
 
@@ -271,28 +324,52 @@ def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- conversions --------------------------------------------------------------------------------
 
 
-def programs_to_arrays(programs, lengths) -> tuple[np.ndarray, np.ndarray]:
-    """Programs (whose components have exactly `lengths` instructions) as (P, N, 4), (P, N, 3)."""
-    size = int(sum(lengths))
-    codes = np.zeros((len(programs), size, 4), dtype=np.int64)
-    data = np.zeros((len(programs), size, 3))
+def batch_problem(settings: MutationSettings) -> tuple[int, str] | None:
+    """(component, problem) if these settings cannot mutate on arrays, else None."""
+    if "insert_instruction" not in settings.mutations:
+        return None
+    for c, name in enumerate(COMPONENTS):
+        if settings.ops[c] and not settings.max_sizes[c]:
+            return c, (f"batch evolution inserts instructions only up to a max_size: set "
+                       f"[{name}] max_size, or use mode = \"exact\"")
+    return None
+
+
+def capacities(settings: MutationSettings, programs) -> tuple[int, int, int]:
+    """Slots per component: the longest component of the programs, or the most that
+    insert_instruction can grow it to (max_size - 1)."""
+    slots = [max((len(p.components()[c]) for p in programs), default=0) for c in range(3)]
+    if "insert_instruction" in settings.mutations:
+        for c in range(3):
+            if settings.ops[c]:
+                slots[c] = max(slots[c], settings.max_sizes[c] - 1)
+    return tuple(slots)
+
+
+def programs_to_arrays(programs, capacities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Programs as codes (P, N, 4), data (P, N, 3) and sizes (P, 3), in `capacities` slots."""
+    starts = np.concatenate([[0], np.cumsum(capacities)[:-1]])
+    codes = np.zeros((len(programs), int(sum(capacities)), 4), dtype=np.int64)
+    data = np.zeros((len(programs), int(sum(capacities)), 3))
+    sizes = np.zeros((len(programs), 3), dtype=np.int64)
     for p, program in enumerate(programs):
-        found = tuple(len(c) for c in program.components())
-        if found != tuple(lengths):
-            raise ConfigError(f"batch evolution needs components of sizes {tuple(lengths)}, "
-                              f"got a program of sizes {found}")
-        for k, instruction in enumerate(program.instructions()):
-            codes[p, k] = instruction[:4]
-            data[p, k, :len(instruction.data)] = instruction.data
-    return codes, data
+        for c, component in enumerate(program.components()):
+            if len(component) > capacities[c]:
+                raise ConfigError(f"batch evolution holds at most {capacities[c]} "
+                                  f"{COMPONENTS[c]} instructions, got {len(component)}")
+            sizes[p, c] = len(component)
+            for k, instruction in enumerate(component, start=starts[c]):
+                codes[p, k] = instruction[:4]
+                data[p, k, :len(instruction.data)] = instruction.data
+    return codes, data, sizes
 
 
-def arrays_to_program(codes: np.ndarray, data: np.ndarray, lengths) -> Program:
+def arrays_to_program(codes: np.ndarray, data: np.ndarray, capacities, sizes) -> Program:
     """One program's rows back as a Program (data trimmed to each op's fields)."""
     instructions = []
     for (op, out, in1, in2), values in zip(codes.tolist(), data.tolist(), strict=True):
         size = DATA_SIZES[OPS[op].data]
         instructions.append(Instruction(op, out, in1, in2, tuple(values[:size])))
-    ends = np.cumsum(lengths)
-    return Program(tuple(instructions[:ends[0]]), tuple(instructions[ends[0]:ends[1]]),
-                   tuple(instructions[ends[1]:ends[2]]))
+    starts = np.concatenate([[0], np.cumsum(capacities)[:-1]]).tolist()
+    return Program(*(tuple(instructions[start:start + int(size)])
+                     for start, size in zip(starts, sizes, strict=True)))

@@ -36,15 +36,19 @@ ALL_ACTIONS = ("alter_param", "randomize_instruction", "randomize_component_func
                "identity", "randomize_algorithm")
 
 
-def settings(mutations=ALL_ACTIONS, prob=0.9):
+RESIZING = ("alter_param", "insert_instruction", "remove_instruction", "trade_instruction")
+
+
+def settings(mutations=ALL_ACTIONS, prob=0.9, min_sizes=(0, 0, 0), max_sizes=(0, 0, 0)):
     ops = tuple(op_named(n).id for n in NAMES)
     return MutationSettings(MEMORY, (ops[4:], ops[:3], ops), mutations=mutations,
-                            mutate_prob=prob)
+                            mutate_prob=prob, min_sizes=min_sizes, max_sizes=max_sizes)
 
 
-def both(mutations=ALL_ACTIONS, prob=0.9, lengths=(3, 2, 4), seed=1):
-    s = settings(mutations, prob)
-    return Mutator(s, random.Random(seed)), BatchMutator(s, lengths, np.random.default_rng(seed))
+def both(mutations=ALL_ACTIONS, prob=0.9, capacities=(3, 2, 4), seed=1, **sizes):
+    s = settings(mutations, prob, **sizes)
+    return (Mutator(s, random.Random(seed)),
+            BatchMutator(s, capacities, np.random.default_rng(seed)))
 
 
 def same_distribution(a, b):
@@ -116,21 +120,27 @@ def test_alter_matches_the_scalar_mutator(parent):
         assert all(c.data[0] <= c.data[1] for c in ours)
 
 
-def test_mutate_matches_the_scalar_mutator():
-    scalar, batch = both()
-    lengths = (3, 2, 4)
-    parent = scalar.mutate(_random_program(scalar, lengths), 1)
-    codes, data = programs_to_arrays([parent], lengths)
+@pytest.mark.parametrize("mutations", [ALL_ACTIONS, RESIZING], ids=["fixed", "resizing"])
+def test_mutate_matches_the_scalar_mutator(mutations):
+    limits = dict(min_sizes=(2, 1, 3), max_sizes=(5, 3, 6))
+    capacities = (4, 2, 5)
+    scalar, batch = both(mutations, capacities=capacities, **limits)
+    # sizes at, inside and below the limits: (4, 2, 3) cannot grow setup and predict
+    parent = scalar.mutate(_random_program(scalar, (4, 2, 3)), 1)
+    codes, data, sizes = programs_to_arrays([parent], capacities)
     n = 12_000
     children, children_data = np.repeat(codes, n, 0), np.repeat(data, n, 0)
-    changed = batch.mutate(children, children_data)
-    ours = [arrays_to_program(c, d, lengths) for c, d in zip(children, children_data,
-                                                              strict=True)]
+    children_sizes = np.repeat(sizes, n, 0)
+    changed = batch.mutate(children, children_data, children_sizes)
+    ours = [arrays_to_program(*row, capacities, size) for *row, size in zip(
+        children, children_data, children_sizes, strict=True)]
     theirs = [scalar.mutate(parent) for _ in range(n)]
     assert [p != parent for p in ours] == changed.tolist()
+    assert all(p.memory_shape() for p in ours)
 
-    def signature(child):  # per component: how many instructions differ (capped at 2)
-        return tuple(min(2, sum(a != b for a, b in zip(c, p, strict=True)))
+    def signature(child):  # per component: its size, and which of the parent's slots differ
+        return tuple((len(c), tuple(k for k, (a, b) in enumerate(zip(c, p, strict=False))
+                                            if a != b))
                      for c, p in zip(child.components(), parent.components(), strict=True))
 
     same_distribution([signature(c) for c in ours], [signature(c) for c in theirs])
@@ -140,9 +150,10 @@ def test_mutate_matches_the_scalar_mutator():
 
 def test_mutate_prob_and_identity():
     scalar, batch = both(("identity",), prob=0.5)
-    codes, data = programs_to_arrays([_random_program(scalar, (3, 2, 4))] * 100, (3, 2, 4))
+    codes, data, sizes = programs_to_arrays([_random_program(scalar, (3, 2, 4))] * 100,
+                                            (3, 2, 4))
     new_codes, new_data = codes.copy(), data.copy()
-    changed = batch.mutate(new_codes, new_data)
+    changed = batch.mutate(new_codes, new_data, sizes)
     assert not changed.any() and (new_codes == codes).all() and (new_data == data).all()
 
 
@@ -152,17 +163,21 @@ def _random_program(mutator, lengths):
     return Program(*(mutator.random_component(c, n) for c, n in enumerate(lengths)))
 
 
-def test_children_are_valid_programs_for_the_settings():
-    scalar, batch = both()
-    lengths = (3, 2, 4)
-    codes, data = programs_to_arrays([_random_program(scalar, lengths) for _ in range(400)],
-                                     lengths)
+@pytest.mark.parametrize("mutations", [ALL_ACTIONS, RESIZING], ids=["fixed", "resizing"])
+def test_children_are_valid_programs_for_the_settings(mutations):
+    limits = dict(min_sizes=(1, 1, 2), max_sizes=(5, 3, 6))
+    capacities = (4, 2, 5)
+    scalar, batch = both(mutations, capacities=capacities, **limits)
+    codes, data, sizes = programs_to_arrays(
+        [_random_program(scalar, (3, 2, 4)) for _ in range(400)], capacities)
     ranges = address_ranges(MEMORY)
     allowed = settings().ops
     for _ in range(30):  # generations of children of children
-        batch.mutate(codes, data)
-        for program in (arrays_to_program(c, d, lengths) for c, d in zip(codes, data,
-                                                                         strict=True)):
+        batch.mutate(codes, data, sizes)
+        assert (sizes >= [1, 1, 2]).all() and (sizes <= [4, 2, 5]).all()
+        for *row, size in zip(codes, data, sizes, strict=True):
+            program = arrays_to_program(*row, capacities, size)
+            assert tuple(len(c) for c in program.components()) == tuple(size)
             for c, component in enumerate(program.components()):
                 for i in component:
                     op = OPS[i.op]
@@ -172,13 +187,17 @@ def test_children_are_valid_programs_for_the_settings():
                         assert address in ranges[kind][1]
                     if op.data in ("vindex", "mindex"):
                         assert all(0 <= x < 1 for x in i.data[:op.data_size - 1])
+        component_of = np.repeat([0, 1, 2], capacities)
+        within = np.arange(11) - np.repeat([0, 4, 6], capacities)  # slot in its component
+        padding = within[None, :] >= sizes[:, component_of]
+        assert (codes[padding] == 0).all() and (data[padding] == 0).all()
         for k in range(data.shape[1]):  # unused data fields stay zero
-            sizes = np.array([OPS[o].data_size for o in codes[:, k, 0]])
-            assert (data[:, k][np.arange(3) >= sizes[:, None]] == 0).all()
+            fields = np.array([OPS[o].data_size for o in codes[:, k, 0]])
+            assert (data[:, k][np.arange(3) >= fields[:, None]] == 0).all()
 
 
-def test_size_changing_mutations_are_refused():
-    with pytest.raises(ConfigError, match="insert_instruction"):
+def test_insertion_without_a_max_size_is_refused():
+    with pytest.raises(ConfigError, match=r"\[setup\] max_size"):
         BatchMutator(settings(("alter_param", "insert_instruction")), (3, 2, 4),
                      np.random.default_rng(0))
 
@@ -189,7 +208,7 @@ def test_record_table_packs_as_engine_pack_does(memory):
     lengths = (3, 2, 4)
     programs = [_random_program(scalar, lengths) for _ in range(300)]
     programs[0] = programs[0].replace(setup=(NOP, NOP, NOP))  # an empty component
-    codes, data = programs_to_arrays(programs, lengths)
+    codes, data, _ = programs_to_arrays(programs, lengths)
     data[1, 0, 0] = -0.0
     ops = sorted(set().union(*settings().ops))
     table = RecordTable(memory, 4, ops)
@@ -284,11 +303,11 @@ def test_fec_and_budget_accounting():
 def test_train_budget_decides_as_the_scalar_rule():
     experiment = demo()
     experiment = dataclasses.replace(experiment, table=dataclasses.replace(
-        experiment.table, train_budget=Budget(baseline="linear", factor=1.16)))  # about half pass
+        experiment.table, train_budget=Budget(baseline="linear", factor=1.16)))  # half pass
     search, evolution = started(experiment)
     evolution.generation()
     scorer = search.current.scorer
-    allowed = evolution._within_budget(evolution.codes)
+    allowed = evolution._within_budget(evolution.codes, evolution.sizes)
     assert allowed.tolist() == [scorer.budget.allows(p, scorer.num_train)
                                 for p in evolution.population]
     assert 0 < allowed.sum() < len(allowed)
@@ -348,14 +367,29 @@ def test_a_short_demo_run_improves():
     assert end.mean > start.mean + 0.03
 
 
+def test_resizing_runs_score_as_their_programs():
+    """The nonlinear preset (insert, remove, trade; train budget; fixed predict and learn)."""
+    experiment = replace_settings(load_experiment(EXPERIMENTS / "nonlinear.toml"),
+                                  mode="batch", batch_size=20, population_size=50)
+    search, evolution = started(experiment)
+    for _ in range(3):
+        evolution.generation()
+    programs = list(evolution.population)
+    assert max(len(p.setup) for p in programs) > 2  # it grew
+    assert all(1 <= len(p.setup) <= 6 and len(p.learn) == 11 for p in programs)
+    scorer = search.current.scorer
+    expected = [scorer.evaluator.fitness_batch([p])[0] if scorer.budget.allows(p, 1000)
+                else 0.0 for p in programs]
+    assert evolution.fitness == expected
+
+
 def test_batch_mode_refuses_what_it_cannot_do(tmp_path):
-    text = (EXPERIMENTS / "nonlinear.toml").read_text().replace(
-        "[evolution]", "[evolution]\nmode = \"batch\"", 1)
-    path = tmp_path / "nonlinear.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=r"nonlinear.toml:\d+: evolution.mutations: .*insert"):
-        experiment_from(read_toml(path))
     demo_text = (EXPERIMENTS / "demo.toml").read_text()
+    path = tmp_path / "nonlinear.toml"
+    path.write_text(demo_text.replace("[evolution]", "[evolution]\nmode = \"batch\"", 1)
+                    .replace('"randomize_component_function"]', '"insert_instruction"]'))
+    with pytest.raises(ConfigError, match=r"nonlinear.toml:\d+: setup: .*\[setup\] max_size"):
+        experiment_from(read_toml(path))
     path.write_text(demo_text.replace("[evolution]", "[evolution]\nmode = \"fast\"", 1))
     with pytest.raises(ConfigError, match=r"evolution.mode"):
         experiment_from(read_toml(path))
