@@ -111,6 +111,7 @@ class BatchEvolution:
         return self.scores.tolist()
 
     def program(self, slot: int):
+        """The individual in `slot` as a Program."""
         return arrays_to_program(self.codes[slot], self.data[slot], self.capacities,
                                  self.sizes[slot])
 
@@ -118,6 +119,8 @@ class BatchEvolution:
         self.capacities = capacities(self.settings, programs)
         self.codes, self.data, self.sizes = programs_to_arrays(programs, self.capacities)
         self.batch_mutator = BatchMutator(self.settings, self.capacities, self.rng)
+        log.debug("batch evolution: %d individuals in slots %s, chunks of %d", len(programs),
+                  self.capacities, self.batch_size)
 
     # --- the loop (see the module docstring) ---------------------------------------------------
 
@@ -178,6 +181,7 @@ class BatchEvolution:
                 return
 
     def stats(self) -> PopulationStats:
+        """Mean, population st.dev and the first best, as RegularizedEvolution.stats."""
         scores = self.scores
         mean = float(scores.mean())
         variance = float((scores * scores).mean()) - mean * mean
@@ -185,6 +189,7 @@ class BatchEvolution:
         return PopulationStats(mean, math.sqrt(max(variance, 0.0)), best, float(scores[best]))
 
     def best(self):
+        """(program, fitness) of the first best individual."""
         stats = self.stats()
         return self.program(stats.best_index), stats.best_fitness
 
