@@ -39,17 +39,24 @@ def canonical_order(component, effects) -> list[int]:
     if n < 2:
         return list(range(n))
     follows = [0] * n  # bitmask of the earlier instructions each one must follow
-    chain = True
+    chain, free = True, True
     for j in range(1, n):
         written, read, draws = effects[j][0], effects[j][1], effects[j][2]
         touched = written | read
+        mask = 0
         for i in range(j):
-            if (effects[i][0] & touched or effects[i][1] & written
-                    or draws and effects[i][2]):
-                follows[j] |= 1 << i
-        chain = chain and follows[j] >> (j - 1) & 1
-    if chain:  # NOTE: often: each instruction needs the one before it, so the order is fixed
+            earlier = effects[i]
+            if earlier[0] & touched or earlier[1] & written or draws and earlier[2]:
+                mask |= 1 << i
+        follows[j] = mask
+        chain = chain and mask >> (j - 1) & 1
+        free = free and not mask
+    # NOTE: common shortcuts: when each instruction needs the one before it the order is fixed;
+    # when none needs another, nothing is produced in the component and the keys just sort.
+    if chain:
         return list(range(n))
+    if free:
+        return sorted(range(n), key=lambda j: (*_order_key(component[j], {}), j))
 
     # NOTE: a ready instruction's key never changes: every earlier writer of its inputs is
     # placed, and no later one can be before it. So each key is computed once, when needed.
