@@ -1,7 +1,9 @@
 """Structural hashing: a stable 64-bit name for a program's canonical form.
 
 Two programs get the same hash exactly when their canonical forms (azc.passes.optimize, computed
-by its fast path azc.passes_fused.canonicalize) are equal, up to 64-bit collisions. The hash is
+by its fast path azc.passes_fused.canonicalize) are equal, up to 64-bit collisions: programs
+differing in address names, commutative operand order, dead code, foldable constants or the
+order of independent instructions (but for ties, see azc.passes_order) hash alike. The hash is
 blake2b over a fixed byte encoding, so it is the same in every process, on every machine and in
 every run (Python's `hash` is salted per process):
 
