@@ -259,7 +259,8 @@ def _rename(kept, zeros: int) -> Program:
     """azc.passes.order_instructions, order_operands and rename_addresses."""
     for c, component in enumerate(kept):
         if len(component) > 1:
-            order = canonical_order([i for i, _ in component], [r for _, r in component])
+            instructions, records = zip(*component, strict=True)
+            order = canonical_order(instructions, records)
             kept[c] = [component[i] for i in order]
 
     keys = dict(_RESERVED)
@@ -287,22 +288,26 @@ def _rename(kept, zeros: int) -> Program:
         names[location] = name
         return name
 
+    name = names.get
     components = []
     for component in kept:
         renamed = []
         for (op, out, in1, in2, data), record in component:
-            a, b = record[5:7]
+            out, a, b, commutative = record[4:]
             if a >= 0:
+                if b >= 0 and commutative and keys.get(b, _NEVER) < keys.get(a, _NEVER):
+                    a, b = b, a
+                in1 = name(a)  # NOTE: names go in order of use: in1, in2, then out
+                if in1 is None:
+                    in1 = new_name(a)
                 if b >= 0:
-                    if record[7] and keys.get(b, _NEVER) < keys.get(a, _NEVER):
-                        a, b = b, a
-                    in1 = names[a] if a in names else new_name(a)
-                    in2 = names[b] if b in names else new_name(b)
-                else:
-                    in1 = names[a] if a in names else new_name(a)
-            out = record[4]
+                    in2 = name(b)
+                    if in2 is None:
+                        in2 = new_name(b)
             if out >= 0:
-                out = names[out] if out in names else new_name(out)
+                location, out = out, name(out)
+                if out is None:
+                    out = new_name(location)
             renamed.append(_new(Instruction, (op, out, in1, in2, data)))
         components.append(tuple(renamed))
     return Program(*components)
