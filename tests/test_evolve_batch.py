@@ -34,8 +34,6 @@ NAMES = ("SCALAR_SUM", "SCALAR_VECTOR_PRODUCT", "VECTOR_ABS", "MATRIX_VECTOR_PRO
          "VECTOR_GAUSSIAN_SET")
 ALL_ACTIONS = ("alter_param", "randomize_instruction", "randomize_component_function",
                "identity", "randomize_algorithm")
-
-
 RESIZING = ("alter_param", "insert_instruction", "remove_instruction", "trade_instruction")
 
 
