@@ -3,12 +3,14 @@
 The driver keeps the original's experiments (azc.search): per experiment it draws the task
 and evaluation seeds, and every island searches the same tasks with its own random stream
 (split from the run's seed by numpy's SeedSequence). The experiment's train budget is shared:
-each island evolves up to 1/W of `max_train_steps`. Select, early select, the sufficient-fitness
-stop and the final tasks apply to the best program across islands.
+the islands together spend `max_train_steps` (deterministic islands 1/W each; asynchronous ones
+draw on the common budget as they go, so that none waits for the others at the end). Select,
+early select, the sufficient-fitness stop and the final tasks apply to the best program across
+islands.
 
     per experiment:
         begin every island (its own population)
-        repeat until every island spent its share, or a candidate passed early select:
+        repeat until the islands spent the budget, or a candidate passed early select:
             island: generations until its next migration point (every `migrate_every`
                     individuals, checked between generations) or ~1 s, then report
             at a migration point the island sends half its population (drawn at random) and
@@ -85,7 +87,7 @@ class _IslandView:
     until: int  # its next migration point, in individuals of this experiment
     pending: bool = False
     waiting: bool = False  # deterministic mode: at a migration point, waiting for the others
-    done: bool = False  # spent its share of train steps
+    done: bool = False  # spent its share of train steps (its last, asynchronously)
     report: dict = field(default_factory=dict)
     best: str | None = None  # text of its best program
     emigrants: list = field(default_factory=list)
@@ -102,6 +104,7 @@ class _Current:
     checked_above: float = -math.inf
     champion: tuple | None = None
     migrations: int = 0
+    started: float = field(default_factory=time.monotonic)
     _select: object = None
     _preparing: threading.Thread | None = None
     _failure: BaseException | None = None
@@ -286,16 +289,45 @@ class IslandSearch:
         return (self.stop_requested or self._out_of_time()
                 or self.current.champion is not None)
 
-    def _share(self) -> int:
-        evolution = self.experiment.table.evolution
-        return -(-evolution.max_train_steps // self.islands)
+    def _limit(self, island: int) -> int:
+        """The train steps of this experiment after which the island stops and answers done.
+
+        Deterministic islands each spend a fixed 1/W of the budget. Asynchronous ones draw on
+        one budget: each gets its own steps plus an equal part of what the islands have not
+        spent, so they finish together rather than the quickest waiting for the slowest.
+        """
+        budget = self.experiment.table.evolution.max_train_steps
+        if self.settings.deterministic:
+            return -(-budget // self.islands)
+        views = self.current.views
+        active = sum(not view.done for view in views)
+        return self._spent(island) + -(-self._unspent() // max(active, 1))
+
+    def _spent(self, island: int) -> int:
+        return self.current.views[island].report.get("train_steps", 0)
+
+    def _unspent(self) -> int:
+        budget = self.experiment.table.evolution.max_train_steps
+        return budget - sum(self._spent(island) for island in range(self.islands))
+
+    def _seconds(self) -> float:
+        """How long an island evolves before it answers: `progress_seconds`, but a tenth of it
+        for asynchronous islands near the end of the budget, so that the limits they get rest
+        on fresh counts (an island's limit counts the others' steps as last reported)."""
+        if self.settings.deterministic:
+            return self.progress_seconds
+        spent = sum(self._spent(island) for island in range(self.islands))
+        rate = spent / max(time.monotonic() - self.current.started, 1e-9)
+        if self._unspent() < 2 * rate * self.progress_seconds:
+            return self.progress_seconds / 10
+        return self.progress_seconds
 
     def _command(self, island: int, immigrants=()):
         view = self.current.views[island]
         checkpoint = time.monotonic() - view.last_state >= self.checkpoint_seconds
         self._send(island, {"command": "evolve", "until": view.until,
-                            "max_train_steps": self._share(),
-                            "seconds": self.progress_seconds, "immigrants": list(immigrants),
+                            "max_train_steps": self._limit(island),
+                            "seconds": self._seconds(), "immigrants": list(immigrants),
                             "checkpoint": checkpoint,
                             "migrate_every": self._migrate_every() if self.islands > 1 else 0})
 
@@ -313,7 +345,7 @@ class IslandSearch:
             self._absorb(island, answer)
             if begin_only:
                 continue
-            if answer.get("done"):
+            if answer.get("done") and (self.settings.deterministic or self._unspent() <= 0):
                 view.done = True
             elif answer.get("at_migration"):
                 view.emigrants = answer.get("emigrants", [])

@@ -136,6 +136,53 @@ def test_deterministic_islands_repeat_and_migrate():
     assert max(r["train_steps"] for r in records.records) < 30_000 * 1.2
 
 
+class SlowIsland1:
+    """Worker processes whose island 1 answers 0.2 s late (it waits that long for its next
+    command); records each island's last answer."""
+
+    def __init__(self, count, setup):
+        from azc.process_islands import ProcessIslands
+
+        self.inner, self.last, self.held = ProcessIslands(count, setup), {}, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def wait(self, timeout):
+        import time
+
+        answers = []
+        for island, answer in self.inner.wait(0.01 if self.held else timeout):
+            if island == 1 and answer is not None:
+                self.held.append((time.monotonic() + 0.2, island, answer))
+            else:
+                answers.append((island, answer))
+        now = time.monotonic()
+        answers += [(island, answer) for due, island, answer in self.held if due <= now]
+        self.held = [entry for entry in self.held if entry[0] > now]
+        for island, answer in answers:
+            if answer is not None and "train_steps" in answer:
+                self.last[island] = json.loads(answer)
+        return answers
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_asynchronous_islands_share_one_budget_and_finish_together(deterministic):
+    text = ISLANDS.replace("max_train_steps = 30_000", "max_train_steps = 100_000")
+    text = text.replace("max_experiments = 2", "max_experiments = 1")
+    exp = experiment(text, **{"deterministic = true": f"deterministic = {deterministic}".lower()})
+    search = IslandSearch(exp, 3, islands=2, engine="reference", progress_seconds=0.05)
+    search.transport = SlowIsland1(2, search.setup())
+    search.run()
+    steps = {island: answer["train_steps"] for island, answer in search.transport.last.items()}
+    generation = 20 * 12 * 2  # steps of one generation: 20 individuals, 12 examples, 2 tasks
+    if deterministic:  # 1/W each, however slow an island is
+        assert all(50_000 <= s < 50_000 + generation for s in steps.values())
+    else:  # the quicker island took more than half, the two together about the budget
+        assert steps[0] > 50_000 + generation
+        assert 100_000 <= sum(steps.values()) <= 100_000 + 4 * generation
+
+
 def test_asynchronous_islands_solve_and_stop_on_sufficient_fitness():
     exp = experiment(**{"deterministic = true": "deterministic = false",
                         "max_experiments = 2": "max_experiments = 0\n"
