@@ -13,6 +13,10 @@ same programs again would find every constant's instruction cached).
     pipeline_and_hash_us   the pass manager running the readable passes of azc.passes, + hash
     pass_*_us              each pass alone on the unoptimized programs
 
+NOTE: on a loaded 2-core machine these CPU times swing by up to 2x between runs (another
+process on the sibling hardware thread slows this one); for a comparison that load does not
+move, count instructions: valgrind --tool=callgrind python -c "..." over a fixed program list.
+
     python bench/optimize.py [--programs 20000] [--json]
 """
 
