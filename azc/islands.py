@@ -4,9 +4,9 @@ The driver keeps the original's experiments (azc.search): per experiment it draw
 and evaluation seeds, and every island searches the same tasks with its own random stream
 (split from the run's seed by numpy's SeedSequence). The experiment's train budget is shared:
 the islands together spend `max_train_steps` (deterministic islands 1/W each; asynchronous ones
-draw on the common budget as they go, so that none waits for the others at the end). Select,
-early select, the sufficient-fitness stop and the final tasks apply to the best program across
-islands.
+draw on the common budget as they go, so that none waits for the others at the end, and
+overshoot it by a few generations at most). Select, early select, the sufficient-fitness stop
+and the final tasks apply to the best program across islands.
 
     per experiment:
         begin every island (its own population)
@@ -55,6 +55,7 @@ log = logging.getLogger("azc")
 
 REPORT_SECONDS = 1.0  # an island answers at least this often, for progress and stops
 MAX_RESTARTS = 3  # an island dying more often than this in a row, without a report, ends the run
+PREPARE_SECONDS = 5.0  # the select evaluator is made this long before an experiment's end
 
 
 def default_workers() -> int:
@@ -110,7 +111,8 @@ class _Current:
     _failure: BaseException | None = None
 
     def prepare_select(self):
-        """Make the select evaluator and compile its code in a thread, while the islands evolve.
+        """Make the select evaluator and compile its code in a thread, while the islands evolve
+        (the driver starts it a few seconds before the experiment's end).
 
         NOTE: made when first needed, at the end of the experiment, it kept every island
         waiting: ~1.6 s of compiling in the first experiment (its code differs from the search
@@ -126,6 +128,9 @@ class _Current:
 
         self._preparing = threading.Thread(target=make, name="azc-select", daemon=True)
         self._preparing.start()
+
+    def preparing_or_ready(self) -> bool:
+        return self._preparing is not None or self._select is not None
 
     def prepared(self):
         """Wait for prepare_select's thread (before any other evaluator compiles)."""
@@ -229,7 +234,6 @@ class IslandSearch:
         views = [_IslandView(until=until[i]) for i in range(self.islands)]
         select = partial(self.select_evaluator, task_seed, eval_seed)
         self.current = _Current(index, task_seed, eval_seed, select, views)
-        self.current.prepare_select()
         if saved:
             self.current.checked_above = (-math.inf if saved["checked_above"] is None
                                           else saved["checked_above"])
@@ -280,6 +284,9 @@ class IslandSearch:
                 self._command(island)
         while any(view.pending for view in current.views):
             self._receive()
+            ending = self._unspent() < self._rate() * PREPARE_SECONDS
+            if ending and not current.preparing_or_ready():
+                current.prepare_select()
             if self.settings.deterministic:
                 self._barrier()
             elif not self._stopping():
@@ -316,11 +323,14 @@ class IslandSearch:
         on fresh counts (an island's limit counts the others' steps as last reported)."""
         if self.settings.deterministic:
             return self.progress_seconds
-        spent = sum(self._spent(island) for island in range(self.islands))
-        rate = spent / max(time.monotonic() - self.current.started, 1e-9)
-        if self._unspent() < 2 * rate * self.progress_seconds:
+        if self._unspent() < 2 * self._rate() * self.progress_seconds:
             return self.progress_seconds / 10
         return self.progress_seconds
+
+    def _rate(self) -> float:
+        """Train steps per second the islands spend together in this experiment."""
+        spent = sum(self._spent(island) for island in range(self.islands))
+        return spent / max(time.monotonic() - self.current.started, 1e-9)
 
     def _command(self, island: int, immigrants=()):
         view = self.current.views[island]
