@@ -11,8 +11,9 @@ reports it, start-up included (worker processes, compiling evaluators); `speedup
 ratio, `speedup_after_start_up` the ratio from each run's first progress report on.
 
 Figures taken while other work loads the machine are noisy: run it on a quiet one (the load
-average at the end is printed). The CPU seconds each run got, and its individuals per CPU
-second, tell a busy machine (fewer CPU seconds than workers x wall time) from a slow search.
+average before each run and at the end is printed). The CPU seconds each run got, and its
+individuals per CPU second, tell a busy machine (fewer CPU seconds than workers x wall time)
+from a slow search.
 """
 
 import argparse
@@ -54,6 +55,7 @@ def endless(experiment: Path, folder: Path) -> Path:
 def measure(experiment: Path, workers: int, seconds: float, seed: int) -> dict:
     """The search's throughput over `seconds` of wall time on `workers` processes."""
     start = FirstReport()
+    load = os.getloadavg()[0]  # before the run: work of others, not of this benchmark
     cpu = _cpu_seconds()
     summary = evolve(experiment, seed=seed, max_seconds=seconds, workers=workers,
                      monitors=[start])
@@ -66,7 +68,8 @@ def measure(experiment: Path, workers: int, seconds: float, seed: int) -> dict:
             "individuals_per_second": summary["individuals_per_second"],
             "after_start_up": round(steady, 1), "start_up_seconds": first["seconds"],
             "experiments": summary["experiments"], "cpu_seconds": round(cpu, 1),
-            "individuals_per_cpu_second": round(summary["individuals"] / max(cpu, 1e-9), 1)}
+            "individuals_per_cpu_second": round(summary["individuals"] / max(cpu, 1e-9), 1),
+            "load_average_before": round(load, 2)}
 
 
 def _cpu_seconds() -> float:
@@ -104,7 +107,8 @@ def main():
               f"{run['seconds']:6.1f} s = {run['individuals_per_second']:>9,.0f}/s "
               f"({run['after_start_up']:,.0f}/s after {run['start_up_seconds']:.1f} s of "
               f"start-up; {run['cpu_seconds']:.0f} CPU s, "
-              f"{run['individuals_per_cpu_second']:,.0f}/CPU s)")
+              f"{run['individuals_per_cpu_second']:,.0f}/CPU s; load average "
+              f"{run['load_average_before']:.1f} before)")
     print(f"speedup {speedup:.2f}x on {args.workers} workers ({steady:.2f}x after start-up); "
           f"load average {result['load_average']:.1f}")
 
