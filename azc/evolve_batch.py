@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from azc.engine import NativeBuildError
 from azc.engine_pack import Packed
 from azc.errors import ConfigError
 from azc.evolve import PopulationStats, Scorer
@@ -255,10 +256,13 @@ class BatchEvolution:
         scorer.evaluations += len(codes)
         scorer.train_steps += scorer.steps_per_evaluation * len(codes)
         evaluator = scorer.evaluator
-        if packed is None:
-            return np.asarray(evaluator.fitness_batch(self._programs(codes, data, sizes)),
-                              np.float64)
-        return evaluator.combined(evaluator.task_fitness_packed(packed, evaluator.memory))
+        if packed is not None and getattr(evaluator, "_fallback", None) is None:
+            try:
+                return evaluator.combined(evaluator.task_fitness_packed(packed, evaluator.memory))
+            except NativeBuildError:  # logged by the engine, which now has its fallback
+                pass
+        return np.asarray(evaluator.fitness_batch(self._programs(codes, data, sizes)),
+                          np.float64)
 
     def _fingerprint_keys(self, codes, data, sizes, packed: Packed | None) -> list[int]:
         """One key per program: its short-run errors hashed with the budget (reference §12).
@@ -270,9 +274,13 @@ class BatchEvolution:
         fingerprinter, evaluator = functional.evaluator, self.scorer.evaluator
         if packed is None or _shape(fingerprinter) != _shape(evaluator):
             packed = self._pack(fingerprinter, codes, data)
-        if packed is None:
+        if packed is not None and getattr(fingerprinter, "_fallback", None) is None:
+            try:
+                train, valid = recorded_errors(fingerprinter, packed)
+            except NativeBuildError:  # NOTE: keys change kind, so the cache starts afresh
+                packed = None
+        if packed is None or getattr(fingerprinter, "_fallback", None) is not None:
             return functional.keys(self._programs(codes, data, sizes))
-        train, valid = recorded_errors(fingerprinter, packed)
         words = np.concatenate([train, valid], axis=1).view(np.uint64)
         return hash_rows(words, functional.budget).tolist()
 

@@ -328,6 +328,28 @@ def test_reference_engine_scores_as_the_native_one():
     np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-12)
 
 
+def test_a_native_build_failure_falls_back_to_the_reference(monkeypatch):
+    import azc.engine
+
+    def broken(shape):
+        raise RuntimeError("no LLVM today")
+
+    monkeypatch.setattr(azc.engine, "kernel_for", broken)
+    experiment = demo(population=20, batch=7)
+    experiment = dataclasses.replace(experiment, search_tasks=[
+        dataclasses.replace(spec, num_tasks=2) for spec in experiment.search_tasks])
+    search, evolution = started(experiment)
+    evolution.generation()
+    scorer = search.current.scorer
+    assert scorer.evaluator._fallback is not None  # the engine did fail
+    assert scorer.functional.evaluator._fallback is not None
+    reference = Search(experiment, 3, engine="reference")
+    reference._start_experiment()
+    evaluator = reference.current.scorer.evaluator
+    assert evaluator.fitness_batch(list(evolution.population)).tolist() == pytest.approx(
+        evolution.fitness, rel=1e-12)
+
+
 def test_same_seed_same_run_and_checkpoints_resume_exactly():
     experiment = demo()
     first, evolution = started(experiment)
