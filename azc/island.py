@@ -27,10 +27,10 @@ from pathlib import Path
 
 from azc.config import TomlFile
 from azc.experiment import Experiment, experiment_from
-from azc.ir import COMPONENTS, Instruction, Program
+from azc.ir import COMPONENTS, Instruction, Program, instruction_key
 from azc.ops import OPS, f32
 from azc.parse import parse
-from azc.printer import format_instruction, format_program
+from azc.printer import format_instruction
 from azc.search import Search, _without_cyclic_gc
 
 log = logging.getLogger("azc")
@@ -56,9 +56,24 @@ class ProgramCodec:
     def __init__(self, size: int = 200_000):
         self.size = size
         self._lines: dict[str, object] = {}
+        self._texts: dict[object, str] = {}  # instruction_key -> line
 
     def format(self, program: Program) -> str:
-        return format_program(program)
+        """format_program's text, each distinct instruction printed once."""
+        blocks = []
+        for name, component in zip(COMPONENTS, program.components(), strict=True):
+            body = [self._text(instruction) for instruction in component] or ["pass"]
+            blocks.append("\n    ".join([f"def {name}():", *body]))
+        return "\n\n".join(blocks) + "\n"
+
+    def _text(self, instruction) -> str:
+        key = instruction_key(instruction)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= self.size:
+                self._texts.clear()
+            text = self._texts[key] = format_instruction(instruction)
+        return text
 
     def parse(self, text: str) -> Program:
         components, current = {}, None

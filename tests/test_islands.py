@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from azc.cli import app
 from azc.experiment import load_experiment
 from azc.generator import Generator
+from azc.ir import Program
 from azc.island import Island, ProgramCodec, experiment_from_text, read_instruction
 from azc.islands import IslandSearch, island_seeds, read_island_states
 from azc.mutator import Mutator
@@ -19,7 +20,7 @@ from azc.parse import parse
 from azc.printer import format_instruction, format_program
 from azc.rundir import evolve, read_progress
 from azc.search import Monitor
-from tests.strategies import instructions
+from tests.strategies import instructions, programs
 from tests.test_experiment import TINY
 
 ISLANDS = TINY.replace("[experiments]", "[islands]\nmigrate_every = 100\n"
@@ -66,6 +67,18 @@ def test_an_instruction_line_reads_back_as_the_parser_reads_it(instruction):
     read = read_instruction(line)
     assert read == parsed == instruction
     assert format_instruction(read) == line  # the same bits: -0.0 stays -0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs())
+def test_the_codec_prints_as_the_printer_and_reads_back(program):
+    codec = ProgramCodec()
+    for _ in range(2):  # printed, then from its caches
+        assert codec.format(program) == format_program(program)
+    assert codec.parse(format_program(program)) == program
+    negated = Program(*(tuple(i._replace(data=tuple(-d for d in i.data)) for i in c)
+                        for c in program.components()))
+    assert codec.format(negated) == format_program(negated)  # -0.0 is not 0.0
 
 
 @pytest.mark.parametrize("line", ["v2[1.5] = 1.0", "m0 = norm(m0)", "s1 = 0.50", "s1 = 1e400",
