@@ -407,9 +407,9 @@ def draw_data(op: Op, rng: random.Random) -> tuple[float, ...]:
     if kind == "const":
         return (_open_uniform(rng, -1.0, 1.0),)
     if kind == "vindex":
-        return (f32(rng.random()), f32(rng.uniform(-1, 1)))
+        return (_fraction(rng), f32(rng.uniform(-1, 1)))
     if kind == "mindex":
-        return (f32(rng.random()), f32(rng.random()), f32(rng.uniform(-1, 1)))
+        return (_fraction(rng), _fraction(rng), f32(rng.uniform(-1, 1)))
     if kind == "uniform":  # deliberately not sorted: low >= high makes a constant
         return (f32(rng.uniform(-1, 1)), f32(rng.uniform(-1, 1)))
     if kind == "gaussian":
@@ -424,13 +424,13 @@ def alter_data(op: Op, data: tuple[float, ...], rng: random.Random) -> tuple[flo
         return (_flip_or_scale(data[0], rng),)
     if kind == "vindex":
         if rng.random() < 0.5:
-            return (f32(rng.random()), data[1])
+            return (_fraction(rng), data[1])
         return (data[0], f32(_flip_or_scale(data[1], rng)))
     if kind == "mindex":
         which = rng.randrange(3)
         if which < 2:
             new = list(data)
-            new[which] = f32(rng.random())
+            new[which] = _fraction(rng)
             return tuple(new)
         return (data[0], data[1], f32(_flip_or_scale(data[2], rng)))
     if kind == "uniform":
@@ -446,6 +446,18 @@ def alter_data(op: Op, data: tuple[float, ...], rng: random.Random) -> tuple[flo
             return (f32(_flip_or_scale(mean, rng)), sd)
         return (mean, f32(_scale(sd, rng)))
     return data
+
+
+_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
+
+
+def _fraction(rng) -> float:
+    """A position fraction: a float32 in [0, 1), as the original's UniformProbability.
+
+    NOTE: a float64 draw within 2**-25 of 1 rounds to 1.0 in float32, which would index one
+    past the end; it becomes the largest float32 below 1 (the draw sequence is unchanged).
+    """
+    return min(f32(rng.random()), _BELOW_ONE)
 
 
 def _open_uniform(rng, low, high):

@@ -193,3 +193,24 @@ def test_train_budget_reference_values():
         assert nn_budget.train_examples(linear_program(), examples) == examples
         assert linear_budget.train_examples(nn, examples) == 0
     assert program_cost(nn, 2) == 358864510 + 2 * (26984126 + 54920587)
+
+
+class _NearOne(random.Random):
+    """A generator whose random() is within 2**-25 of 1: rounds to 1.0 as a float32."""
+
+    def random(self):
+        return 1 - 2.0**-30
+
+
+@pytest.mark.parametrize("name", ["VECTOR_CONST_SET", "MATRIX_CONST_SET"])
+def test_a_position_drawn_next_to_one_still_indexes_inside_the_vector(name):
+    from azc.ops import alter_data, draw_data, index
+
+    op = op_named(name)
+    drawn = draw_data(op, _NearOne(0))
+    altered = [alter_data(op, drawn, _NearOne(seed)) for seed in range(20)]
+    for data in [drawn, *altered]:
+        positions = data[:1] if op.data == "vindex" else data[:2]
+        for fraction in positions:
+            assert 0 <= fraction < 1
+            assert index(fraction, 32) == 31
