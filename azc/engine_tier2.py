@@ -10,6 +10,7 @@ after no-op removal); each cache entry owns an LLJIT resource tracker, so evicte
 and compiling any number of programs keeps memory flat.
 """
 
+import ctypes
 import hashlib
 import logging
 import time
@@ -37,8 +38,14 @@ def _component(e: Emitter, records: np.ndarray):
             lower_set(e, op, pointers[0], values, (index0, index1), "%rng")
 
 
-def module_text(shape: Shape, programs: list[tuple[str, np.ndarray, np.ndarray]]) -> str:
-    """A module defining @<name>_g<lanes>_<component> for each (name, records, offsets)."""
+def module_text(shape: Shape, programs: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """A module of private functions, one per program, lane width and component, and one
+    exported array @functions of their addresses: per program, per group, per component.
+
+    NOTE: one exported symbol per module, not one per function: the JIT keeps a dead library's
+    symbol table at its largest size (~50 bytes a symbol), so per-function exports grew the
+    process ~0.5 KB per compiled program.
+    """
     triple, layout = host_triple_and_layout()
     parts = [f'target triple = "{triple}"', f'target datalayout = "{layout}"']
     widths = sorted({len(group.tasks) for group in shape.groups})
@@ -48,15 +55,18 @@ def module_text(shape: Shape, programs: list[tuple[str, np.ndarray, np.ndarray]]
             if line not in declared:
                 declared.add(line)
                 parts.append(line)
-    for name, records, offsets in programs:
+    for p, (records, offsets) in enumerate(programs):
         for lanes in widths:
             for c in range(3):
                 e = Emitter(lanes, shape.F)
                 _component(e, records[offsets[c]:offsets[c + 1]])
                 e("ret void")
                 parts.append(e.function(
-                    f"define void @{name}_{lanes}_{c}(ptr noalias %mem, ptr noalias %rng, "
+                    f"define private void @p{p}_{lanes}_{c}(ptr noalias %mem, ptr noalias %rng, "
                     "ptr noalias %scratch)"))
+    table = [f"ptr @p{p}_{len(g.tasks)}_{c}" for p in range(len(programs))
+             for g in shape.groups for c in range(3)]
+    parts.append(f"@functions = constant [{len(table)} x ptr] [{', '.join(table)}]")
     return "\n".join(parts)
 
 
@@ -141,18 +151,15 @@ class CompiledCache:
                 self.failed.popitem(last=False)
 
     def _compile(self, shape: Shape, programs):
-        named = [(f"p{key}", records, offsets) for key, records, offsets in programs]
         start = time.perf_counter()
-        text = module_text(shape, named)
-        exports = [f"{name}_{len(g.tasks)}_{c}" for name, _, _ in named for g in shape.groups
-                   for c in range(3)]
-        library = compile_ir(text, sorted(set(exports)), speed=self.speed,
-                             codegen=self.codegen)
+        text = module_text(shape, [(records, offsets) for _, records, offsets in programs])
+        library = compile_ir(text, ["functions"], speed=self.speed, codegen=self.codegen)
+        width = 3 * len(shape.groups)
+        table = np.ctypeslib.as_array((ctypes.c_int64 * (width * len(programs)))
+                                      .from_address(library["functions"])).reshape(-1, width)
         seconds = time.perf_counter() - start
         self.compiled += len(programs)
         self.compile_seconds += seconds
         log.debug("compiled %d program(s) in %.1f ms", len(programs), seconds * 1e3)
-        for name, _, _ in named:
-            addresses = [library[f"{name}_{len(g.tasks)}_{c}"] for g in shape.groups
-                         for c in range(3)]
-            self.entries[name[1:]] = (library, addresses)
+        for (key, _, _), addresses in zip(programs, table.tolist(), strict=True):
+            self.entries[key] = (library, addresses)
