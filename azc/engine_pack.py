@@ -128,7 +128,7 @@ class RecordCache:
     found only in the previous generation moves back into the current one.
     """
 
-    LIMIT = 1 << 13  # components (and decoded instructions) per generation
+    LIMIT = 1 << 12  # components (and decoded instructions) per generation
 
     def __init__(self, memory: MemoryShape, F: int, allowed=None):
         self.memory, self.F, self.allowed = memory, F, allowed
