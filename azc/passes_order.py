@@ -18,6 +18,7 @@ SLOTS = tuple((_KIND_INDEX.get(op.out, -1),
               for op in OPS)
 _RESERVED_INDEX = {3 * LABEL: 0, 3 * PREDICTION: 1, 3 * FEATURES + 1: 2}
 _DATA_BITS = tuple(struct.Struct(f"<{n}d") for n in range(4))
+_PRODUCED, _FREE = 1 << 32, 1 << 62
 
 
 def canonical_order(component, effects) -> list[int]:
@@ -30,8 +31,8 @@ def canonical_order(component, effects) -> list[int]:
 
         key = (op, its inputs, its data's bits, position in the component)
 
-    where an input is the position in the new order of the instruction that produced it in
-    this component, else the reserved address it is (s0, s1, v0), else only its kind. Keys
+    where an input is the reserved address it is (s0, s1, v0), else the position in the new
+    order of the instruction that produced it in this component, else only its kind. Keys
     never name free addresses, so renamed programs order alike; the position breaks ties
     (which makes the order of an ordered component itself).
     """
@@ -62,44 +63,51 @@ def canonical_order(component, effects) -> list[int]:
     # placed, and no later one can be before it. So each key is computed once, when needed.
     produced: dict[int, int] = {}  # location -> position in the new order of its last writer
     order: list[int] = []
-    keys: dict[int, tuple] = {}
-    waiting = list(range(n))
-    ready: list[int] = []
+    keys: list[tuple | None] = [None] * n
+    remaining = list(range(n))  # stays sorted: on equal keys the earlier instruction goes
     placed = 0
-    while len(order) < n:
-        for j in [j for j in waiting if not follows[j] & ~placed]:
-            waiting.remove(j)
-            ready.append(j)
-        if len(ready) == 1:
-            j = ready.pop()
-        else:
-            for j in ready:
-                if j not in keys:
-                    keys[j] = (*_order_key(component[j], produced), j)
-            j = min(keys[j] for j in ready)[-1]
-            ready.remove(j)
-        out_kind = SLOTS[component[j].op][0]
+    while remaining:
+        best = -1
+        for j in remaining:
+            if follows[j] & ~placed:
+                continue
+            if best < 0:
+                best = j
+                continue
+            if keys[best] is None:
+                keys[best] = _order_key(component[best], produced)
+            if keys[j] is None:
+                keys[j] = _order_key(component[j], produced)
+            if keys[j] < keys[best]:
+                best = j
+        remaining.remove(best)
+        out_kind = SLOTS[component[best].op][0]
         if out_kind >= 0:
-            produced[3 * component[j].out + out_kind] = len(order)
-        order.append(j)
-        placed |= 1 << j
+            produced[3 * component[best].out + out_kind] = len(order)
+        order.append(best)
+        placed |= 1 << best
     return order
 
 
 def _order_key(instruction: Instruction, produced: dict) -> tuple:
     """(op, inputs, data bits) of an instruction, free of the names of free addresses."""
-    _, in1_kind, in2_kind, commutative = SLOTS[instruction.op]
-    inputs = []
-    for address, kind in ((instruction.in1, in1_kind), (instruction.in2, in2_kind)):
-        if kind >= 0:
-            location = 3 * address + kind
-            if location in produced:
-                inputs.append((1, produced[location]))
-            elif location in _RESERVED_INDEX:
-                inputs.append((0, _RESERVED_INDEX[location]))
-            else:
-                inputs.append((2, kind))
-    if commutative:
-        inputs.sort()
-    data = instruction.data
-    return instruction.op, tuple(inputs), _DATA_BITS[len(data)].pack(*data) if data else b""
+    op, _, in1, in2, data = instruction
+    _, in1_kind, in2_kind, commutative = SLOTS[op]
+    inputs = ()
+    if in1_kind >= 0:
+        a = _input(3 * in1 + in1_kind, in1_kind, produced)
+        if in2_kind >= 0:
+            b = _input(3 * in2 + in2_kind, in2_kind, produced)
+            inputs = (b, a) if commutative and b < a else (a, b)
+        else:
+            inputs = (a,)
+    return op, inputs, _DATA_BITS[len(data)].pack(*data) if data else b""
+
+
+def _input(location: int, kind: int, produced: dict) -> int:
+    """An input as a number: reserved address (0-2) < producer's position < kind of a free one."""
+    position = produced.get(location)
+    if position is not None:
+        return _PRODUCED + position
+    reserved = _RESERVED_INDEX.get(location)
+    return _FREE + kind if reserved is None else reserved
