@@ -9,7 +9,8 @@ best, checkpoints). One generation:
         parents  = tournament winners, one per slot (T draws with replacement each, the first
                    drawn of the maxima wins), all drawn on the population before the chunk
         children = mutate(parents)                   # azc.mutate_batch, §9's distribution
-        fitness  = parent's if a child equals its parent, else score(children)
+        fitness  = parent's if a child equals its parent and draws no random numbers,
+                   else score(children)
         population[chunk], fitness[chunk] = children, fitness
 
 This is the "deferred" deviation of azc.evolve (documented in examples/experiments/demo.toml):
@@ -23,6 +24,9 @@ lets it compete at once. Everything else is the original's (reference §11-13):
 - the train budget (§13) gives over-budget children the minimum fitness unevaluated.
 - train steps are counted by the Scorer's rules: `steps_per_individual` for every child,
   `steps_per_evaluation` for each one evaluated, so max_train_steps means the same work.
+- a program that draws random numbers (live or not) is evaluated afresh with its own
+  individual's seed (azc.rng.evaluation_seed), as azc.evolve's Scorer does: a copy of its
+  parent does not inherit the parent's fitness, so a lucky draw is not kept for nothing.
 - random numbers come from a NumPy Generator seeded once per experiment; a seed fixes the run.
 
 Hurdles are not supported, nor insert_instruction into a mutable component without a
@@ -43,10 +47,12 @@ from azc.fitness import MIN_FITNESS
 from azc.mutate_batch import BatchMutator, arrays_to_program, capacities, programs_to_arrays
 from azc.ops import OPS
 from azc.pack_batch import RecordTable, hash_rows, recorded_errors, subset
+from azc.rng import evaluation_seed
 
 log = logging.getLogger("azc")
 
 _COSTS = np.array([op.cost for op in OPS], dtype=np.int64)
+_DRAWS = np.array([op.random for op in OPS])
 
 
 class _Population:
@@ -157,13 +163,14 @@ class BatchEvolution:
             # copies of the parents' rows, mutated in place
             codes, data, sizes = self.codes[winners], self.data[winners], self.sizes[winners]
             changed = self.batch_mutator.mutate(codes, data, sizes)
+            rescore = changed | self._draws(codes, sizes)
             scores = self.scores[winners]
-            same = count - int(changed.sum())
+            same = count - int(rescore.sum())
             self.scorer.individuals += same  # a child equal to its parent: known, as in evolve
             self.scorer.cache_hits += same
             self.scorer.train_steps += self.scorer.steps_per_individual * same
             if same < count:
-                scores[changed] = self._score(codes[changed], data[changed], sizes[changed])
+                scores[rescore] = self._score(codes[rescore], data[rescore], sizes[rescore])
 
             self.codes[slots], self.data[slots], self.sizes[slots] = codes, data, sizes
             self.scores[slots] = scores
@@ -199,6 +206,9 @@ class BatchEvolution:
     def _score(self, codes: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """Fitness of new individuals: train budget, then the FEC, then evaluation."""
         scorer, count = self.scorer, len(codes)
+        # Per row: the seed of its evaluation if it draws random numbers, else None.
+        seeds = [evaluation_seed(scorer.seed, scorer.individuals + 1 + i) if draws else None
+                 for i, draws in enumerate(self._draws(codes, sizes).tolist())]
         scorer.individuals += count
         scorer.train_steps += scorer.steps_per_individual * count
         scores = np.full(count, MIN_FITNESS)
@@ -210,11 +220,12 @@ class BatchEvolution:
         if not rows.size:
             return scores
         codes, data, sizes = codes[rows], data[rows], sizes[rows]
+        seeds = [seeds[i] for i in rows.tolist()]
 
         packed = self._pack(scorer.evaluator, codes, data)
         functional = scorer.functional
         if functional is None:
-            scores[rows] = self._evaluate(codes, data, sizes, packed)
+            scores[rows] = self._evaluate(codes, data, sizes, packed, seeds)
             return scores
         keys = self._fingerprint_keys(codes, data, sizes, packed)
         # FunctionalCache.lookup inlined (this loop is per child): a new fingerprint gets an
@@ -234,28 +245,55 @@ class BatchEvolution:
         if fresh:
             fresh = np.array(fresh)
             sub = None if packed is None else subset(packed, fresh)
-            found = self._evaluate(codes[fresh], data[fresh], sizes[fresh], sub)
+            found = self._evaluate(codes[fresh], data[fresh], sizes[fresh], sub,
+                                   [seeds[i] for i in fresh.tolist()])
             for i, fitness in zip(fresh.tolist(), found.tolist(), strict=True):
                 cells[i][0] = fitness
         scores[rows] = [cell[0] for cell in cells]
         return scores
 
+    def _in_component(self, sizes: np.ndarray) -> list[np.ndarray]:
+        """Per component, which slots of each row hold one of its instructions (not padding)."""
+        slot = np.arange(sum(self.capacities))
+        starts = np.cumsum((0,) + self.capacities[:2])
+        return [(slot >= start) & (slot < start + sizes[:, c, None])
+                for c, start in enumerate(starts)]
+
     def _within_budget(self, codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """Whether each program's compute cost is within the train budget (reference §13)."""
         costs = _COSTS[codes[:, :, 0]]
-        slot = np.arange(codes.shape[1])
-        starts = np.cumsum((0,) + self.capacities[:2])
         # No-ops cost too, but a component's padding is no instruction.
-        setup, predict, learn = (
-            np.where((slot >= start) & (slot < start + sizes[:, c, None]), costs, 0).sum(axis=1)
-            for c, start in enumerate(starts))
+        setup, predict, learn = (np.where(inside, costs, 0).sum(axis=1)
+                                 for inside in self._in_component(sizes))
         return setup + self.scorer.num_train * (predict + learn) <= self._budget_limit
 
-    def _evaluate(self, codes, data, sizes, packed: Packed | None) -> np.ndarray:
+    def _draws(self, codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Whether each program has an instruction that draws random numbers (live or not)."""
+        draws = _DRAWS[codes[:, :, 0]]
+        return (draws & np.logical_or.reduce(self._in_component(sizes))).any(axis=1)
+
+    def _evaluate(self, codes, data, sizes, packed: Packed | None, seeds: list) -> np.ndarray:
+        """Fitness of each row: plain ones in one native call, drawing ones (a seed, not None)
+        one by one, each from its own seed."""
         scorer = self.scorer
         scorer.evaluations += len(codes)
         scorer.train_steps += scorer.steps_per_evaluation * len(codes)
         evaluator = scorer.evaluator
+        drawing = [i for i, seed in enumerate(seeds) if seed is not None]
+        if not drawing:
+            return self._evaluate_plain(evaluator, codes, data, sizes, packed)
+        result = np.empty(len(codes))
+        plain = np.array([i for i, seed in enumerate(seeds) if seed is None], dtype=np.int64)
+        if plain.size:
+            result[plain] = self._evaluate_plain(
+                evaluator, codes[plain], data[plain], sizes[plain],
+                None if packed is None else subset(packed, plain))
+        for i, program in zip(drawing, self._programs(codes[drawing], data[drawing],
+                                                        sizes[drawing]), strict=True):
+            result[i] = evaluator.fitness_batch([program], seed=seeds[i])[0]
+        return result
+
+    def _evaluate_plain(self, evaluator, codes, data, sizes, packed: Packed | None):
         if packed is not None and getattr(evaluator, "_fallback", None) is None:
             try:
                 return evaluator.combined(evaluator.task_fitness_packed(packed, evaluator.memory))

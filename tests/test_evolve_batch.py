@@ -392,15 +392,29 @@ def test_resizing_runs_score_as_their_programs():
     experiment = replace_settings(load_experiment(EXPERIMENTS / "nonlinear.toml"),
                                   mode="batch", batch_size=20, population_size=50)
     search, evolution = started(experiment)
+    scorer = search.current.scorer
+    evaluator = scorer.evaluator
+    seeds = {}  # a drawing program evaluated one by one: the seeds it drew from
+    evaluate = evaluator.fitness_batch
+
+    def spy(programs, seed=None):
+        if seed is not None:
+            seeds.setdefault(programs[0], []).append(seed)
+        return evaluate(programs, seed)
+
+    evaluator.fitness_batch = spy
     for _ in range(3):
         evolution.generation()
     programs = list(evolution.population)
     assert max(len(p.setup) for p in programs) > 2  # it grew
     assert all(1 <= len(p.setup) <= 6 and len(p.learn) == 11 for p in programs)
-    scorer = search.current.scorer
-    expected = [scorer.evaluator.fitness_batch([p])[0] if scorer.budget.allows(p, 1000)
-                else 0.0 for p in programs]
-    assert evolution.fitness == expected
+    assert any(p in seeds for p in programs)
+    for program, fitness in zip(programs, evolution.fitness, strict=True):
+        if not scorer.budget.allows(program, 1000):
+            assert fitness == 0.0
+        else:  # every slot was refilled by the last generation, so evaluated under the spy
+            assert fitness in [evaluate([program], seed)[0]
+                               for seed in seeds.get(program, [None])]
 
 
 def test_batch_mode_refuses_what_it_cannot_do(tmp_path):
@@ -429,3 +443,24 @@ def test_batch_mode_solves_the_demo():
         if outcome.solved:
             break
     assert outcome.solved and outcome.final_fitness > 0.9999
+
+
+def test_a_copy_of_a_drawing_parent_is_evaluated_afresh_with_its_own_seed():
+    from azc.generator import neural_net_program
+    from azc.rng import evaluation_seed
+
+    experiment = load_experiment(EXPERIMENTS / "nonlinear.toml")
+    experiment = replace_settings(experiment, mode="batch", batch_size=10, population_size=20)
+    search, evolution = started(experiment)
+    scorer = search.current.scorer
+    parent = neural_net_program()  # its setup draws the weights
+    evolution.restore([parent] * 20, [0.5] * 20)
+    evolution.batch_mutator.mutate = lambda codes, data, sizes: np.zeros(len(codes), bool)
+    first, evaluations = scorer.individuals, scorer.evaluations
+
+    evolution.generation()
+    assert scorer.evaluations - evaluations == 20
+    assert len(set(evolution.fitness)) > 1
+    expected = [scorer.evaluator.fitness_batch([parent], seed=evaluation_seed(scorer.seed, k))[0]
+                for k in range(first + 1, first + 21)]
+    assert evolution.fitness == expected
