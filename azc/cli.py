@@ -44,7 +44,8 @@ PIPED_WIDTH = 10_000  # tables take only the width they need
 
 
 def user_errors(command):
-    """Report AzcError (and missing files) as a one-line message with exit status 2."""
+    """Report AzcError (and missing files) as a one-line message with exit status 2, and a
+    failure of the system (a full disk, a file it may not write) as one with status 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -58,6 +59,11 @@ def user_errors(command):
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except OSError as error:  # what was written before stays: files are replaced atomically
+            where = f"{error.filename}: " if error.filename else ""
+            err.print(f"[bold red]error:[/] {escape(where + (error.strerror or str(error)))}",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -39,3 +39,31 @@ def test_counts_take_the_right_plural(tmp_path):
     result = CliRunner().invoke(app, ["export", str(program), "-o", str(tmp_path / "p.py")])
     assert result.exit_code == 0, result.output
     assert ", 1 dead instruction left out" in result.output, result.output
+
+
+def test_a_full_disk_mid_run_is_a_message_and_the_last_checkpoint_stays(tmp_path, monkeypatch):
+    import errno
+
+    from azc.rundir import RunDir
+    from tests.test_experiment import TINY
+
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    saved = RunDir.checkpoint
+    calls = []
+
+    def checkpoint_then_fill(self, state):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device",
+                          str(self.path / "checkpoint.json"))
+        saved(self, state)
+
+    monkeypatch.setattr(RunDir, "checkpoint", checkpoint_then_fill)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["evolve", str(experiment), "--out", str(out), "--seed", "1",
+                                      "--engine", "reference", "--workers", "1"])
+    assert result.exit_code == 1
+    assert "checkpoint.json: No space left on device" in result.output
+    assert "Traceback" not in result.output
+    assert len(calls) > 1 and (out / "checkpoint.json").exists()
