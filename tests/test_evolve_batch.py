@@ -418,7 +418,8 @@ def test_resizing_runs_score_as_their_programs():
 
 
 def test_batch_mode_refuses_what_it_cannot_do(tmp_path):
-    demo_text = (EXPERIMENTS / "demo.toml").read_text()
+    demo_text = "\n".join(line for line in (EXPERIMENTS / "demo.toml").read_text().splitlines()
+                          if not line.startswith("mode ="))
     path = tmp_path / "nonlinear.toml"
     path.write_text(demo_text.replace("[evolution]", "[evolution]\nmode = \"batch\"", 1)
                     .replace('"randomize_component_function"]', '"insert_instruction"]'))
