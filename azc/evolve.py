@@ -409,6 +409,18 @@ class RegularizedEvolution:
         self.population, self.fitness = list(population), list(fitness)
         self.liveness = [None] * len(population)
 
+    def programs_at(self, slots) -> list[Program]:
+        """The individuals in these slots."""
+        return [self.population[i] for i in slots]
+
+    def immigrate(self, programs: list[Program], fitness: list[float]):
+        """Drop the first len(programs) individuals (the oldest between generations) and
+        append `programs` as the youngest."""
+        count = len(programs)
+        self.population = self.population[count:] + list(programs)
+        self.fitness = self.fitness[count:] + list(fitness)
+        self.liveness = self.liveness[count:] + [None] * count
+
     def generation(self):
         """One pass over the slots in index order, each replaced by a tournament winner's child."""
         population, fitness, liveness = self.population, self.fitness, self.liveness

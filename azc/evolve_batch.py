@@ -44,7 +44,13 @@ from azc.engine_pack import Packed
 from azc.errors import ConfigError
 from azc.evolve import PopulationStats, Scorer
 from azc.fitness import MIN_FITNESS
-from azc.mutate_batch import BatchMutator, arrays_to_program, capacities, programs_to_arrays
+from azc.mutate_batch import (
+    BatchMutator,
+    arrays_to_program,
+    arrays_to_programs,
+    capacities,
+    programs_to_arrays,
+)
 from azc.ops import OPS
 from azc.pack_batch import RecordTable, hash_rows, recorded_errors, subset
 from azc.rng import evaluation_seed
@@ -121,6 +127,28 @@ class BatchEvolution:
         """The individual in `slot` as a Program."""
         return arrays_to_program(self.codes[slot], self.data[slot], self.capacities,
                                  self.sizes[slot])
+
+    def programs_at(self, slots) -> list:
+        """The individuals in these slots as Programs."""
+        slots = np.asarray(slots, dtype=np.int64)
+        return arrays_to_programs(self.codes[slots], self.data[slots], self.capacities,
+                                  self.sizes[slots])
+
+    def immigrate(self, programs, fitness):
+        """Drop the first len(programs) individuals (the oldest between generations) and
+        append `programs` as the youngest, converting only them."""
+        count = len(programs)
+        if any(len(component) > slots for program in programs
+               for component, slots in zip(program.components(), self.capacities,
+                                           strict=True)):  # rare: grow every row's slots
+            self.restore(self.programs_at(range(count, len(self.codes))) + list(programs),
+                         self.scores[count:].tolist() + list(fitness))
+            return
+        codes, data, sizes = programs_to_arrays(programs, self.capacities)
+        self.codes = np.concatenate([self.codes[count:], codes])
+        self.data = np.concatenate([self.data[count:], data])
+        self.sizes = np.concatenate([self.sizes[count:], sizes])
+        self.scores = np.concatenate([self.scores[count:], np.asarray(fitness, np.float64)])
 
     def _set_programs(self, programs):
         self.capacities = capacities(self.settings, programs)
@@ -334,8 +362,7 @@ class BatchEvolution:
         return table.pack(codes, data, self.capacities)
 
     def _programs(self, codes, data, sizes) -> list:
-        return [arrays_to_program(c, d, self.capacities, n)
-                for c, d, n in zip(codes, data, sizes, strict=True)]
+        return arrays_to_programs(codes, data, self.capacities, sizes)
 
 
 def _shape(evaluator) -> tuple:

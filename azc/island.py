@@ -228,8 +228,9 @@ class Island:
         evolution = self.search.current.evolution
         size = len(evolution.population)
         chosen = sorted(self.search.rng.sample(range(size), size // 2))
-        return [[self.codec.format(evolution.population[i]), evolution.fitness[i]]
-                for i in chosen]
+        fitness = evolution.fitness
+        return [[self.codec.format(program), fitness[i]]
+                for i, program in zip(chosen, evolution.programs_at(chosen), strict=True)]
 
     def _immigrate(self, immigrants: list):
         """Immigrants replace the oldest individuals and join as the youngest.
@@ -241,8 +242,7 @@ class Island:
         arrived = [self.codec.parse(text) for text, _ in immigrants]
         fitness = [float(f) for _, f in immigrants]
         count = min(len(arrived), len(evolution.population))
-        evolution.restore(evolution.population[count:] + arrived[:count],
-                          evolution.fitness[count:] + fitness[:count])
+        evolution.immigrate(arrived[:count], fitness[:count])
 
     def _report(self) -> dict:
         current = self.search.current

@@ -364,12 +364,27 @@ def programs_to_arrays(programs, capacities) -> tuple[np.ndarray, np.ndarray, np
     return codes, data, sizes
 
 
+_DATA_SIZE = tuple(DATA_SIZES[op.data] for op in OPS)
+
+
 def arrays_to_program(codes: np.ndarray, data: np.ndarray, capacities, sizes) -> Program:
     """One program's rows back as a Program (data trimmed to each op's fields)."""
-    instructions = []
-    for (op, out, in1, in2), values in zip(codes.tolist(), data.tolist(), strict=True):
-        size = DATA_SIZES[OPS[op].data]
-        instructions.append(Instruction(op, out, in1, in2, tuple(values[:size])))
+    return arrays_to_programs(codes[None], data[None], capacities, np.asarray(sizes)[None])[0]
+
+
+def arrays_to_programs(codes: np.ndarray, data: np.ndarray, capacities,
+                       sizes: np.ndarray) -> list[Program]:
+    """Many programs' rows back as Programs; padding slots are never read."""
     starts = np.concatenate([[0], np.cumsum(capacities)[:-1]]).tolist()
-    return Program(*(tuple(instructions[start:start + int(size)])
-                     for start, size in zip(starts, sizes, strict=True)))
+    data_size, new = _DATA_SIZE, tuple.__new__  # NOTE: skips NamedTuple's Python-level __new__
+    programs = []
+    for rows, values, lengths in zip(codes.tolist(), data.tolist(), sizes.tolist(), strict=True):
+        components = []
+        for start, length in zip(starts, lengths, strict=True):
+            components.append(tuple(
+                new(Instruction, (op, out, in1, in2, tuple(fields[:data_size[op]])))
+                for (op, out, in1, in2), fields in zip(rows[start:start + length],
+                                                       values[start:start + length],
+                                                       strict=True)))
+        programs.append(Program(*components))
+    return programs

@@ -465,3 +465,23 @@ def test_a_copy_of_a_drawing_parent_is_evaluated_afresh_with_its_own_seed():
     expected = [scorer.evaluator.fitness_batch([parent], seed=evaluation_seed(scorer.seed, k))[0]
                 for k in range(first + 1, first + 21)]
     assert evolution.fitness == expected
+
+
+@pytest.mark.parametrize("mode", ["batch", "exact"])
+def test_immigrants_replace_the_oldest_as_a_restore_would(mode):
+    from azc.generator import linear_program, pad
+
+    search, evolution = started(demo(mode=mode, population=50, batch=10))
+    evolution.generation()
+    before = list(evolution.population)
+    fitness = list(evolution.fitness)
+    arrived = list(evolution.programs_at([3, 7, 11]))[::-1]
+    evolution.immigrate(arrived, [0.1, 0.2, 0.3])
+    assert list(evolution.population) == before[3:] + arrived
+    assert evolution.fitness == fitness[3:] + [0.1, 0.2, 0.3]
+    longer = pad(linear_program(), (13, 2, 8))  # outgrows setup's slots
+    evolution.immigrate([longer], [0.4])
+    assert list(evolution.population) == before[4:] + arrived + [longer]
+    assert evolution.fitness == fitness[4:] + [0.1, 0.2, 0.3, 0.4]
+    evolution.generation()  # and evolution goes on from there
+    assert len(evolution.population) == 50
