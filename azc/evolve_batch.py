@@ -298,6 +298,8 @@ class BatchEvolution:
     def _draws(self, codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """Whether each program has an instruction that draws random numbers (live or not)."""
         draws = _DRAWS[codes[:, :, 0]]
+        if not draws.any():  # most experiments have no random op at all
+            return np.zeros(len(codes), bool)
         return (draws & np.logical_or.reduce(self._in_component(sizes))).any(axis=1)
 
     def _evaluate(self, codes, data, sizes, packed: Packed | None, seeds: list) -> np.ndarray:
