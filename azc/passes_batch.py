@@ -1,0 +1,638 @@
+"""The optimizer's pipeline on a whole batch of programs at once: canonical forms and hashes.
+
+azc.passes_fused.canonicalize takes one Program at a time and spends ~40 us on a demo-size one.
+Batch evolution holds its children as arrays (azc.mutate_batch's layout), so here the same
+canonical form is computed for every row of those arrays together, with loops over instruction
+slots and rounds but never over programs:
+
+    records    per slot: bits written and read, draws, operand locations (3 * address + kind)
+    repeat     remove dead code: liveness to the least fixed point over setup -> (predict ->
+               learn)*, then dead draws kept when a live draw follows them in the stream
+               fold constants: scalar state per address, the IEEE-exact ops applied elementwise
+    until a fold changes nothing, or after as many rounds as the pass manager allows
+    order      per component, the greedy topological order of azc.passes_order: at each step
+               the ready instruction of least key (op, inputs, data bits, position)
+    rename     operands of commutative ops ordered by first write, then addresses renumbered
+               by first use (every location that only holds zero shares one name per kind)
+    hash       azc.pack_batch.hash_rows over the canonical rows (`canonical_words`)
+
+The canonical arrays convert (`to_programs`) to exactly canonicalize's programs, constants bit
+for bit, so two rows hash alike exactly when canonicalize makes them equal (up to 64-bit
+collisions). Liveness sets are uint64 masks, so a row naming an address whose location passes
+63 (above s21, v20, m20) goes through canonicalize itself, and is hashed by the same words.
+
+NOTE: a third statement of azc.passes, kept equal to azc.passes_fused by
+tests/test_passes_batch.py: change a pass there, then here.
+"""
+
+import numpy as np
+
+from azc.errors import ConfigError
+from azc.ir import FEATURES, LABEL, PREDICTION, Instruction, Program
+from azc.ops import DATA_SIZES, OPS, op_named
+from azc.pack_batch import hash_rows
+from azc.passes import _FIRST_FREE, _FOLD_ROLE, _OUTPUT, _RESET, _SLOTS
+from azc.passes_fused import _ROUNDS, canonicalize
+
+SINK = 64  # the location of an operand an instruction does not have
+_WIDTH = 68  # locations 0-63, the sink, and one shared zero location per kind (65-67)
+_SALT = 0xA2C_CA7E_B47C  # hash_rows' salt for canonical rows
+
+# --- per-op tables -----------------------------------------------------------------------------
+
+_OUT_KIND = np.array([s[0] for s in _SLOTS])
+_IN1_KIND = np.array([s[1] for s in _SLOTS])
+_IN2_KIND = np.array([s[2] for s in _SLOTS])
+_COMMUTATIVE = np.array([s[3] for s in _SLOTS])
+_PARTIAL = np.array([op.data in ("vindex", "mindex") for op in OPS])
+_RANDOM = np.array([op.random for op in OPS])
+_UNIFORM = np.array([op.data == "uniform" for op in OPS])
+_DATA_SIZE = np.array([DATA_SIZES[op.data] for op in OPS])
+_ROLE = np.array(_FOLD_ROLE)
+_NOT_SCALAR, _CONSTANT, _FOLDABLE, _OTHER = range(4)  # the fold roles of azc.passes
+_CONST_SET = op_named("SCALAR_CONST_SET").id
+_FOLDS = tuple(op_named(name).id for name in (
+    "SCALAR_SUM", "SCALAR_DIFF", "SCALAR_PRODUCT", "SCALAR_DIVISION", "SCALAR_ABS",
+    "SCALAR_RECIPROCAL", "SCALAR_HEAVYSIDE", "SCALAR_MIN", "SCALAR_MAX"))
+assert {OPS[i].name for i in _FOLDS} == {op.name for op, r in zip(OPS, _ROLE, strict=True)
+                                       if r == _FOLDABLE}
+
+_BIT = np.array([1 << i for i in range(64)] + [0] * (_WIDTH - 64), dtype=np.uint64)
+_KIND = np.array([i % 3 for i in range(64)] + [-1, 0, 1, 2])
+_KEEP = np.uint64(~_RESET & (2**64 - 1))
+_RESET_OUTPUT = np.uint64(_RESET | _OUTPUT)
+# Reserved locations: s0, s1, v0, with their order-key inputs, operand keys and names.
+_RESERVED = (3 * LABEL, 3 * PREDICTION, 3 * FEATURES + 1)
+_RESERVED_INPUT = np.full(_WIDTH, -1)
+_RESERVED_INPUT[list(_RESERVED)] = (0, 1, 2)
+_FREE_INPUT = 1 << 11  # order-key inputs: reserved 0-2 < 3 + producer's position < free
+_NEVER = 1 << 62
+
+
+class _Records:
+    """Per slot (rows are slots, columns programs) what the passes read of an instruction."""
+
+    FIELDS = ("op", "out", "in1", "in2", "d0", "d1", "d2", "outloc", "in1loc", "in2loc",
+              "written", "read", "draws")
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def take(self, rows) -> "_Records":
+        return _Records(**{f: getattr(self, f)[:, rows] for f in self.FIELDS})
+
+    def put(self, rows, other: "_Records"):
+        for f in self.FIELDS:
+            getattr(self, f)[:, rows] = getattr(other, f)
+
+
+def _records(codes, data, sizes, capacities) -> tuple[_Records, np.ndarray]:
+    """Records of every slot (padding and no-ops write nothing), and rows that need 64+ bits."""
+    slots = codes.shape[1]
+    starts = np.concatenate([[0], np.cumsum(capacities)[:-1]])
+    slot = np.arange(slots)
+    valid = np.zeros((len(codes), slots), bool)
+    for c in range(3):
+        valid |= (slot >= starts[c]) & (slot < starts[c] + sizes[:, c, None])
+    op = np.where(valid, codes[:, :, 0], 0).T.copy()
+    out, in1, in2 = (codes[:, :, f].T.copy() for f in (1, 2, 3))
+    size = _DATA_SIZE.take(op)
+    d0, d1, d2 = (np.where(size > f, data[:, :, f].T, 0.0) for f in range(3))
+
+    kinds = (_OUT_KIND.take(op), _IN1_KIND.take(op), _IN2_KIND.take(op))
+    outloc, in1loc, in2loc = (np.where(kind >= 0, 3 * address + kind, SINK)
+                              for kind, address in zip(kinds, (out, in1, in2), strict=True))
+    too_wide = np.zeros(len(codes), bool)
+    addresses = codes[:, :, 1:]
+    if addresses.max(initial=0) > 20 or addresses.min(initial=0) < 0:
+        wide = np.zeros(op.shape, bool)
+        for kind, location in zip(kinds, (outloc, in1loc, in2loc), strict=True):
+            wide |= (kind >= 0) & ((location > 63) | (location < 0))
+        too_wide = wide.any(axis=0)
+        # those rows go through canonicalize: here they are empty
+        outloc, in1loc, in2loc = (np.where(too_wide, SINK, x) for x in (outloc, in1loc, in2loc))
+        op = np.where(too_wide, 0, op)
+    written = _BIT.take(outloc)
+    read = np.where(_PARTIAL.take(op), written, 0) | _BIT.take(in1loc) | _BIT.take(in2loc)
+    # NOTE: a uniform draw with low >= high returns low without drawing
+    draws = _RANDOM.take(op) & (~_UNIFORM.take(op) | (d0 < d1))
+    return _Records(op=op, out=out, in1=in1, in2=in2, d0=d0, d1=d1, d2=d2, outloc=outloc,
+                    in1loc=in1loc, in2loc=in2loc, written=written, read=read,
+                    draws=draws), too_wide
+
+
+# --- dead code ---------------------------------------------------------------------------------
+
+
+def _live_through(rec, keep, slots, live):
+    """Strong liveness backwards through some slots; marks the useful ones in `keep`."""
+    written, read = rec.written, rec.read
+    for k in reversed(slots):
+        hit = (written[k] & live) != 0
+        keep[k] = hit
+        live = np.where(hit, live & ~written[k] | read[k], live)
+    return live
+
+
+def _remove_dead(rec, spans):
+    """Drop dead slots in place (their records then write, read and draw nothing).
+
+    Returns per program the bits written by what stays (with s0, v0 and s1) and whether a
+    foldable op stays. Liveness is azc.passes.live_outs's least fixed point; draws follow
+    azc.passes._keep_draws.
+    """
+    setup, predict, learn = spans
+    count = rec.op.shape[1]
+    keep = np.zeros(rec.op.shape, bool)
+    before_predict = before_learn = np.zeros(count, np.uint64)
+    while True:
+        live = _OUTPUT | (before_predict | before_learn) & _KEEP
+        new_predict = _live_through(rec, keep, predict, live)
+        carried = new_predict & _KEEP
+        new_learn = _live_through(rec, keep, learn, carried)
+        if (new_predict == before_predict).all() and (new_learn == before_learn).all():
+            break
+        before_predict, before_learn = new_predict, new_learn
+    _live_through(rec, keep, setup, carried)
+
+    if rec.draws.any():
+        loop_draws = (keep[predict.start:] & rec.draws[predict.start:]).any(axis=0)
+        for span in (learn, predict, setup):
+            later = loop_draws
+            for k in reversed(span):
+                draws = rec.draws[k]
+                kept = keep[k]
+                keep[k] = kept | draws & later
+                later = later | draws & kept
+
+    dead = ~keep
+    rec.op[dead] = 0
+    rec.written[dead] = 0
+    rec.read[dead] = 0
+    rec.draws[dead] = False
+    written = np.bitwise_or.reduce(rec.written, axis=0) | _RESET_OUTPUT
+    foldable = (_ROLE[rec.op] == _FOLDABLE).any(axis=0)
+    return written, foldable
+
+
+# --- constant folding --------------------------------------------------------------------------
+
+
+def _fold_values(op, a, b):
+    """(result, defined) of the foldable ops, elementwise, as azc.passes_fused.FOLDS does."""
+    result = np.empty(len(op))
+    defined = np.ones(len(op), bool)
+    with np.errstate(all="ignore"):
+        for fold in set(op.tolist()):
+            rows = op == fold
+            x, y = a[rows], b[rows]
+            i = _FOLDS.index(fold)
+            if i == 0:
+                value = x + y
+            elif i == 1:
+                value = x - y
+            elif i == 2:
+                value = x * y
+            elif i == 3:
+                value = x / y
+                defined[rows] = y != 0
+            elif i == 4:
+                value = np.abs(x)
+            elif i == 5:
+                value = 1.0 / x
+                defined[rows] = x != 0
+            elif i == 6:
+                value = np.where(x >= 0, 1.0, 0.0)
+            elif i == 7:
+                value = np.where(y < x, y, x)  # std::min: NaN in b gives a
+            else:
+                value = np.where(x < y, y, x)
+            result[rows] = value
+    return result, defined
+
+
+def _fold_span(rec, slots, value, known, at) -> np.ndarray:
+    """Fold some slots in place, given the scalar state at entry; which programs folded.
+
+    `value` and `known` are flat (program p's scalar a at p * width + a, the last of each
+    program a sink); `at` holds per slot the flat places of the scalar written, in1 and in2
+    (the sink where there is none) and the fold role.
+    """
+    count = rec.op.shape[1]
+    folded = np.zeros(count, bool)
+    out, in1, in2, role = at
+    for k in slots:
+        if not role.scalar[k]:
+            continue
+        constant = role.constant[k]
+        where = out[k]
+        new_value = np.where(constant, rec.d0[k], value.take(where))
+        new_known = known.take(where) & role.kept[k] | constant
+        rows = role.foldable[k]
+        if rows is not None:
+            a, b = in1[k, rows], in2[k, rows]
+            unary = role.unary[k][rows]
+            new_known[rows] = False
+            both = known.take(a) & (known.take(b) | unary)
+            rows, a, b, unary = rows[both], a[both], b[both], unary[both]
+            if rows.size:
+                y = np.where(unary, 0.0, value.take(b))
+                result, defined = _fold_values(rec.op[k, rows], value.take(a), y)
+                done = defined & np.isfinite(result)
+                now = rows[done]
+                if now.size:
+                    new_value[now] = result[done]
+                    new_known[now] = True
+                    _to_const_set(rec, k, now, result[done])
+                    folded[now] = True
+        value[where] = new_value
+        known[where] = new_known
+    return folded
+
+
+class _Roles:
+    """Per slot, the fold role of each program's instruction (fixed while a fold runs)."""
+
+    def __init__(self, op):
+        role = _ROLE.take(op)
+        self.constant = role == _CONSTANT
+        self.kept = role != _OTHER  # whether the value known at the written scalar stays
+        self.scalar_rows = role != _NOT_SCALAR
+        self.scalar = self.scalar_rows.any(axis=1).tolist()
+        self.unary = _IN2_KIND.take(op) < 0
+        self.foldable = [np.flatnonzero(row) if row.any() else None
+                         for row in role == _FOLDABLE]
+
+
+def _to_const_set(rec, k, rows, values):
+    rec.op[k, rows] = _CONST_SET
+    rec.in1[k, rows] = rec.in2[k, rows] = 0
+    rec.d0[k, rows] = values
+    rec.d1[k, rows] = rec.d2[k, rows] = 0.0
+    rec.in1loc[k, rows] = rec.in2loc[k, rows] = SINK
+    rec.read[k, rows] = 0
+
+
+def _fold(rec, spans, addresses: int) -> np.ndarray:
+    """azc.passes.fold_constants in place on live slots; which programs changed.
+
+    Known at Setup's start: every scalar (memory starts zeroed). In the loop: what Setup left
+    in scalars the loop never writes, s0 = 0 in Predict, and what a component set itself.
+    """
+    setup, predict, learn = spans
+    count = rec.op.shape[1]
+    width = addresses + 1  # and a sink
+    base = np.arange(count) * width
+    role = _Roles(rec.op)
+    sink = base + addresses
+    at = (np.where(role.scalar_rows, base + rec.out, sink),
+          np.where(role.scalar_rows, base + rec.in1, sink),
+          np.where(role.unary, sink, base + rec.in2), role)
+    value = np.zeros(count * width)
+    known = np.ones(count * width, bool)
+    folded = _fold_span(rec, setup, value, known, at)
+
+    loop_written = np.zeros(count * width, bool)
+    loop_written[at[0][predict.start:learn.stop].ravel()] = True
+    loop_written[base + LABEL] = loop_written[base + PREDICTION] = True
+    fixed = known & ~loop_written
+    fixed[sink] = False
+
+    known = fixed.copy()
+    known[base + LABEL] = True
+    label = value.copy()
+    label[base + LABEL] = 0.0
+    folded |= _fold_span(rec, predict, label, known, at)
+    folded |= _fold_span(rec, learn, value, fixed, at)
+    return folded
+
+
+def _shrink(rec, spans, addresses: int):
+    """Dead code and folding, repeated as azc.passes_fused.canonicalize does; `rec` in place.
+
+    NOTE: a fold whose dead-code removal drops nothing is not repeated: it would see the
+    program it made, with the same bits written, and folding is idempotent.
+    """
+    count = rec.op.shape[1]
+    written, foldable = _remove_dead(rec, spans)
+    again = foldable
+    for rounds in range(_ROUNDS + 1):
+        rows = np.flatnonzero(again)
+        if not rows.size:
+            break
+        part = rec.take(rows) if 2 * rows.size < count else rec
+        folded = _fold(part, spans, addresses)
+        if rounds < _ROUNDS:
+            before = part.op != 0
+            part_written, part_foldable = _remove_dead(part, spans)
+            dropped = (before & (part.op == 0)).any(axis=0)
+            if part is rec:
+                written, foldable = part_written, part_foldable
+                again = folded & foldable & dropped & again
+            else:
+                written[rows], foldable[rows] = part_written, part_foldable
+                again = np.zeros(count, bool)
+                again[rows] = folded & part_foldable & dropped
+        if part is not rec:
+            rec.put(rows, part)
+    return written
+
+
+# --- canonical order ---------------------------------------------------------------------------
+
+
+def _swap_bytes(x: np.ndarray) -> np.ndarray:
+    """float64 bits as big-endian integers: their order is the order of their byte strings."""
+    return x.view(np.uint64).byteswap()
+
+
+def _order_span(rec, span) -> tuple[np.ndarray, np.ndarray]:
+    """Per program, its live slots of one component in canonical order (azc.passes_order), as
+    slot indices padded with -1; and how many there are."""
+    alive = rec.op[span] != 0
+    counts = alive.sum(axis=0)
+    width = int(counts.max(initial=0))
+    # live slots first, in their order: a stable sort of the dead flags
+    first = np.argsort(~alive, axis=0, kind="stable")[:width] + span.start
+    order = np.where(np.arange(width)[:, None] < counts, first, -1).T.copy()
+    rows = np.flatnonzero(counts >= 2)
+    if rows.size:
+        order[rows] = _order_rows(rec, rows, first[:, rows].T, counts[rows])
+    return order, counts
+
+
+def _order_rows(rec, programs, slots, counts):
+    """canonical_order for some programs whose live slots are `slots` (m, n), `counts` of
+    them, in their order; slots past a program's count are dead."""
+    m, n = slots.shape
+    at = slots * rec.op.shape[1] + programs[:, None]
+
+    def field(name):
+        return getattr(rec, name).ravel().take(at)
+
+    written, read, draws = field("written"), field("read"), field("draws")
+    alive = np.arange(n) < counts[:, None]
+
+    # j follows an earlier i that writes what j reads or writes, or reads what j writes, or
+    # when both draw (dead slots write, read and draw nothing).
+    touched = written | read
+    depends = (written[:, :, None] & touched[:, None, :]) | (read[:, :, None] & written[:, None, :])
+    depends = (depends != 0) | (draws[:, :, None] & draws[:, None, :])
+    depends &= np.triu(np.ones((n, n), bool), 1)
+
+    # NOTE: canonical_order's shortcuts: a chain keeps its order; when no instruction needs
+    # another, the keys just sort (nothing is produced in the component).
+    needs_previous = np.ones((m, n), bool)
+    needs_previous[:, 1:] = depends[:, np.arange(n - 1), np.arange(1, n)] | ~alive[:, 1:]
+    chain = needs_previous.all(axis=1)
+    free = ~depends.any(axis=(1, 2))
+    order = slots.copy()
+    rows = np.flatnonzero(free & ~chain)
+    if rows.size:
+        order[rows] = _sorted(rec, slots[rows], at[rows], alive[rows])
+    rows = np.flatnonzero(~free & ~chain)
+    if rows.size:
+        order[rows] = _greedy(rec, slots[rows], at[rows], counts[rows], depends[rows])
+    return np.where(alive, order, -1)
+
+
+def _key_parts(rec, at, alive):
+    """The unchanging parts of order keys: (op << 24, input codes, commutative, data bits)."""
+    op, in1loc, in2loc = (getattr(rec, f).ravel().take(at) for f in ("op", "in1loc", "in2loc"))
+    data = [np.where(alive, _swap_bytes(getattr(rec, f).ravel().take(at)), 0)
+            for f in ("d0", "d1", "d2")]
+    return (op.astype(np.int64) << 24, _static_input(in1loc), _static_input(in2loc),
+            _COMMUTATIVE[op], data, in1loc, in2loc)
+
+
+def _input_key(high, input1, input2, commutative):
+    low = np.where(commutative, np.minimum(input1, input2), input1)
+    return high | low << 12 | np.where(commutative, np.maximum(input1, input2), input2)
+
+
+def _sorted(rec, slots, at, alive):
+    """Order of components whose instructions are all independent: by key, then position."""
+    m, n = slots.shape
+    high, input1, input2, commutative, data, _, _ = _key_parts(rec, at, alive)
+    key = np.where(alive, _input_key(high, input1, input2, commutative), np.int64(1) << 62)
+    position = np.broadcast_to(np.arange(n), (m, n))
+    program = np.broadcast_to(np.arange(m)[:, None], (m, n))
+    sorted_ = np.lexsort([x.ravel() for x in (position, *data[::-1], key, program)])
+    return slots.ravel()[sorted_].reshape(m, n)
+
+
+def _greedy(rec, slots, at, counts, depends):
+    """canonical_order's greedy placement: the ready instruction of least key goes next."""
+    m, n = slots.shape
+    alive = np.arange(n) < counts[:, None]
+    high, input1, input2, commutative, data, in1loc, in2loc = _key_parts(rec, at, alive)
+    waiting = depends.sum(axis=1)
+
+    # An input produced in the component is keyed by its producer's new position, set when
+    # the producer is placed (before the instruction is ready).
+    outloc = rec.outloc.ravel().take(at)
+    producer1 = np.full((m, n), -1)
+    producer2 = np.full((m, n), -1)
+    last = np.full(m * _WIDTH, -1)
+    base = np.arange(m) * _WIDTH
+    for j in range(n):
+        producer1[:, j] = last.take(base + in1loc[:, j])
+        producer2[:, j] = last.take(base + in2loc[:, j])
+        last[base + outloc[:, j]] = j
+
+    order = np.full((m, n), -1)
+    placed = ~alive
+    top = np.int64(1) << 62
+    everything = np.uint64(2**64 - 1)
+    rows = np.arange(m)
+    for step in range(n):
+        ready = ~placed & (waiting == 0)
+        key = np.where(ready, _input_key(high, input1, input2, commutative), top)
+        candidates = key == key.min(axis=1)[:, None]
+        if (candidates.sum(axis=1) > 1).any():  # data bits break ties
+            for bits in data:
+                candidates &= bits == np.where(candidates, bits, everything).min(axis=1)[:, None]
+        best = np.argmax(candidates, axis=1)
+        going = step < counts
+        order[:, step] = slots[rows, best]
+        best = np.where(going, best, n)  # a finished program places nothing
+        chosen = np.arange(n) == best[:, None]
+        placed = placed | chosen
+        waiting = waiting - depends[rows, np.minimum(best, n - 1)] * going[:, None]
+        input1 = np.where(producer1 == best[:, None], 3 + step, input1)
+        input2 = np.where(producer2 == best[:, None], 3 + step, input2)
+    return order
+
+
+def _static_input(location):
+    """Order-key input of a location with no producer: its reserved index, else its kind."""
+    reserved = _RESERVED_INPUT[location]
+    return np.where(location == SINK, 0,
+                    np.where(reserved >= 0, reserved, _FREE_INPUT + _KIND[location]))
+
+
+# --- canonical names ---------------------------------------------------------------------------
+
+
+def _rename(rec, order, zeros):
+    """Canonical codes of the ordered programs: commutative operands by first write, then
+    addresses renumbered by first use (azc.passes_fused._rename's second half)."""
+    m, length = order.shape
+    valid = order >= 0
+    at = np.where(valid, order, 0) * rec.op.shape[1] + np.arange(m)[:, None]
+
+    def field(name):
+        return getattr(rec, name).ravel().take(at)
+
+    op = np.where(valid, field("op"), 0)
+    outloc, in1loc, in2loc = (np.where(valid, field(f), SINK)
+                              for f in ("outloc", "in1loc", "in2loc"))
+    base = np.arange(m)[:, None] * _WIDTH
+
+    # Operand keys: reserved first, then by position of first write (from 1), never last.
+    keys = np.full(m * _WIDTH, _NEVER)
+    np.minimum.at(keys, (base + outloc).ravel(),
+                  np.broadcast_to(np.arange(1, length + 1), (m, length)).ravel())
+    keys[(base + np.array(_RESERVED)).ravel()] = np.tile((-3, -2, -1), m)
+    swap = _COMMUTATIVE[op] & (in2loc != SINK) & (
+        keys.take(base + in2loc) < keys.take(base + in1loc))
+    in1loc, in2loc = np.where(swap, in2loc, in1loc), np.where(swap, in1loc, in2loc)
+
+    # Names in order of use (in1, in2, out); a location that only holds zero is its kind's
+    # shared zero location.
+    uses = np.stack([in1loc, in2loc, outloc], axis=2).reshape(m, 3 * length)
+    zero = (_BIT[uses] & zeros[:, None]) != 0
+    uses = np.where(zero, 65 + _KIND[uses], uses)
+    at_use = base + uses
+    first_use = np.full(m * _WIDTH, 3 * length)
+    np.minimum.at(first_use, at_use.ravel(),
+                  np.broadcast_to(np.arange(3 * length), (m, 3 * length)).ravel())
+    free = (uses != SINK) & (_RESERVED_INPUT[uses] < 0)
+    first = free & (first_use.take(at_use) == np.arange(3 * length))
+    kind = _KIND[uses]
+    new = np.zeros((m, 3 * length), np.int64)
+    for k in range(3):
+        of_kind = kind == k
+        new = np.where(of_kind, _FIRST_FREE[k] - 1 + np.cumsum(first & of_kind, axis=1), new)
+    names = np.zeros(m * _WIDTH, np.int64)
+    names[(base + np.array(_RESERVED)).ravel()] = np.tile((LABEL, PREDICTION, FEATURES), m)
+    names[at_use[first]] = new[first]
+    named = names.take(at_use).reshape(m, length, 3)
+
+    codes = np.zeros((m, length, 4), np.int64)
+    codes[:, :, 0] = op
+    codes[:, :, 1] = np.where(outloc != SINK, named[:, :, 2], field("out"))
+    codes[:, :, 2] = np.where(in1loc != SINK, named[:, :, 0], field("in1"))
+    codes[:, :, 3] = np.where(in2loc != SINK, named[:, :, 1], field("in2"))
+    codes[~valid] = 0
+    data = np.stack([np.where(valid, field(f), 0.0) for f in ("d0", "d1", "d2")], axis=2)
+    return codes, data
+
+
+# --- the batch pipeline ------------------------------------------------------------------------
+
+
+def _spans(capacities):
+    starts = np.concatenate([[0], np.cumsum(capacities)]).tolist()
+    return tuple(range(starts[c], starts[c + 1]) for c in range(3))
+
+
+def canonical_arrays(codes, data, sizes, capacities):
+    """The canonical form of each program (canonicalize's), as compact arrays.
+
+    Takes programs in azc.mutate_batch's layout (codes (P, N, 4), data (P, N, 3), sizes (P, 3)
+    in `capacities` slots per component); returns codes (P, T, 4), data (P, T, 3) and sizes
+    (P, 3) with each program's components one after another from slot 0, zeros after.
+    """
+    codes, data = np.asarray(codes, np.int64), np.asarray(data, np.float64)
+    sizes = np.asarray(sizes, np.int64)
+    if codes.shape[1] >= _FREE_INPUT - 3:
+        raise ConfigError(f"batch canonical forms hold at most {_FREE_INPUT - 4} instructions")
+    spans = _spans(capacities)
+    rec, too_wide = _records(codes, data, sizes, capacities)
+    written = _shrink(rec, spans, addresses=22)
+
+    orders, counts = zip(*(_order_span(rec, span) for span in spans), strict=True)
+    order = np.concatenate(orders, axis=1)
+    # live slots to the front, keeping components in order
+    order = np.take_along_axis(order, np.argsort(order < 0, axis=1, kind="stable"), axis=1)
+    length = int(np.sum(counts, axis=0).max(initial=0))
+    order = order[:, :length]
+    canonical_codes, canonical_data = _rename(rec, order, ~written)
+    canonical_sizes = np.stack(counts, axis=1)
+
+    wide = np.flatnonzero(too_wide)
+    if wide.size:
+        return _with_fallback(codes, data, sizes, capacities, wide, canonical_codes,
+                              canonical_data, canonical_sizes)
+    return canonical_codes, canonical_data, canonical_sizes
+
+
+def _with_fallback(codes, data, sizes, capacities, wide, canonical_codes, canonical_data,
+                   canonical_sizes):
+    """Rows too wide for 64-bit liveness, canonicalized one by one."""
+    from azc.mutate_batch import arrays_to_program  # NOTE: late: mutate_batch imports a lot
+
+    programs = [canonicalize(arrays_to_program(codes[p], data[p], capacities, sizes[p]))
+                for p in wide.tolist()]
+    extra_codes, extra_data, extra_sizes = program_arrays(programs)
+    length = max(canonical_codes.shape[1], extra_codes.shape[1])
+    canonical_codes = _pad(canonical_codes, length)
+    canonical_data = _pad(canonical_data, length)
+    canonical_codes[wide] = _pad(extra_codes, length)
+    canonical_data[wide] = _pad(extra_data, length)
+    canonical_sizes[wide] = extra_sizes
+    return canonical_codes, canonical_data, canonical_sizes
+
+
+def _pad(x, length):
+    return np.concatenate([x, np.zeros((len(x), length - x.shape[1], x.shape[2]), x.dtype)],
+                          axis=1)
+
+
+def program_arrays(programs):
+    """Programs as canonical_arrays lays them out (components one after another)."""
+    length = max((len(p) for p in programs), default=0)
+    codes = np.zeros((len(programs), length, 4), np.int64)
+    data = np.zeros((len(programs), length, 3))
+    sizes = np.zeros((len(programs), 3), np.int64)
+    for p, program in enumerate(programs):
+        sizes[p] = [len(c) for c in program.components()]
+        for k, instruction in enumerate(program.instructions()):
+            codes[p, k] = instruction[:4]
+            data[p, k, :len(instruction.data)] = instruction.data
+    return codes, data, sizes
+
+
+def to_programs(codes, data, sizes) -> list[Program]:
+    """Compact arrays (canonical_arrays' layout) back as Programs."""
+    programs = []
+    for c, d, n in zip(codes.tolist(), data.tolist(), sizes.tolist(), strict=True):
+        instructions = [Instruction(*fields, tuple(values[:DATA_SIZES[OPS[fields[0]].data]]))
+                        for fields, values in zip(c, d, strict=True)]
+        setup, predict = n[0], n[0] + n[1]
+        programs.append(Program(tuple(instructions[:setup]), tuple(instructions[setup:predict]),
+                                tuple(instructions[predict:predict + n[2]])))
+    return programs
+
+
+def canonical_words(codes, data, sizes) -> np.ndarray:
+    """The rows hashed: component sizes, then per instruction op | out | in1 | in2 (16 bits
+    each) and its three data fields' bits. Zeros past the end add nothing to hash_rows."""
+    packed = (codes[:, :, 0] | codes[:, :, 1] << 16 | codes[:, :, 2] << 32
+              | codes[:, :, 3] << 48).astype(np.uint64)
+    instructions = np.concatenate([packed[:, :, None], data.view(np.uint64)], axis=2)
+    return np.concatenate([sizes.astype(np.uint64),
+                           instructions.reshape(len(codes), -1)], axis=1)
+
+
+def structural_hashes(codes, data, sizes, capacities) -> np.ndarray:
+    """A stable 64-bit hash per program, equal exactly when canonicalize makes the programs
+    equal bit for bit (up to collisions); uint64 (P,)."""
+    return hash_rows(canonical_words(*canonical_arrays(codes, data, sizes, capacities)), _SALT)
+
+
+def program_hashes(programs) -> np.ndarray:
+    """structural_hashes of Programs, one by one through canonicalize: the reference."""
+    return hash_rows(canonical_words(*program_arrays([canonicalize(p) for p in programs])),
+                     _SALT)
