@@ -67,6 +67,14 @@ _RESERVED_INPUT = np.full(_WIDTH, -1)
 _RESERVED_INPUT[list(_RESERVED)] = (0, 1, 2)
 _FREE_INPUT = 1 << 11  # order-key inputs: reserved 0-2 < 3 + producer's position < free
 _NEVER = 1 << 62
+# Per (op * _TABLE_ADDRESSES + address): the location of out, in1 and in2, or the sink. Higher
+# addresses than the table holds pass 63 and go through canonicalize.
+_TABLE_ADDRESSES = 22
+_LOCATIONS = tuple(
+    np.array([3 * a + k if k >= 0 and 3 * a + k < 64 else SINK if k < 0 else -1
+              for k in kinds.tolist() for a in range(_TABLE_ADDRESSES)])
+    for kinds in (_OUT_KIND, _IN1_KIND, _IN2_KIND))
+_IS_FOLDABLE = _ROLE == _FOLDABLE
 
 
 class _Records:
@@ -88,34 +96,40 @@ class _Records:
 
 def _records(codes, data, sizes, capacities) -> tuple[_Records, np.ndarray]:
     """Records of every slot (padding and no-ops write nothing), and rows that need 64+ bits."""
-    slots = codes.shape[1]
-    starts = np.concatenate([[0], np.cumsum(capacities)[:-1]])
-    slot = np.arange(slots)
-    valid = np.zeros((len(codes), slots), bool)
-    for c in range(3):
-        valid |= (slot >= starts[c]) & (slot < starts[c] + sizes[:, c, None])
-    op = np.where(valid, codes[:, :, 0], 0).T.copy()
-    out, in1, in2 = (codes[:, :, f].T.copy() for f in (1, 2, 3))
+    component = np.repeat(np.arange(3), capacities)
+    index = np.arange(len(component)) - np.repeat(np.cumsum(capacities) - capacities, capacities)
+    valid = index[:, None] < sizes.T.take(component, axis=0)
+    fields = codes.transpose(2, 1, 0).copy()  # (4, slots, programs): slots in the outer loop
+    op = np.where(valid, fields[0], 0)
+    out, in1, in2 = fields[1:]
     size = _DATA_SIZE.take(op)
-    d0, d1, d2 = (np.where(size > f, data[:, :, f].T, 0.0) for f in range(3))
+    values = data.transpose(2, 1, 0)
+    d0, d1, d2 = (np.where(size > f, values[f], 0.0) for f in range(3))
 
-    kinds = (_OUT_KIND.take(op), _IN1_KIND.take(op), _IN2_KIND.take(op))
-    outloc, in1loc, in2loc = (np.where(kind >= 0, 3 * address + kind, SINK)
-                              for kind, address in zip(kinds, (out, in1, in2), strict=True))
+    # Locations by table: (op, address) -> 3 * address + kind, or the sink.
+    addresses = fields[1:]
     too_wide = np.zeros(len(codes), bool)
-    addresses = codes[:, :, 1:]
-    if addresses.max(initial=0) > 20 or addresses.min(initial=0) < 0:
+    if addresses.max(initial=0) >= _TABLE_ADDRESSES - 1 or addresses.min(initial=0) < 0:
         wide = np.zeros(op.shape, bool)
-        for kind, location in zip(kinds, (outloc, in1loc, in2loc), strict=True):
-            wide |= (kind >= 0) & ((location > 63) | (location < 0))
+        for kinds, address in zip((_OUT_KIND, _IN1_KIND, _IN2_KIND), addresses, strict=True):
+            location = 3 * address + kinds.take(op)
+            wide |= (kinds.take(op) >= 0) & ((location > 63) | (location < 0))
         too_wide = wide.any(axis=0)
-        # those rows go through canonicalize: here they are empty
-        outloc, in1loc, in2loc = (np.where(too_wide, SINK, x) for x in (outloc, in1loc, in2loc))
-        op = np.where(too_wide, 0, op)
+        op = np.where(too_wide, 0, op)  # those rows go through canonicalize: here, empty
+        # unused fields may hold anything: the table is looked up at a harmless address
+        addresses = np.where((addresses >= 0) & (addresses < _TABLE_ADDRESSES), addresses, 0)
+    key = op * _TABLE_ADDRESSES
+    outloc, in1loc, in2loc = (table.take(key + address) for table, address in zip(
+        _LOCATIONS, addresses, strict=True))
+
     written = _BIT.take(outloc)
-    read = np.where(_PARTIAL.take(op), written, 0) | _BIT.take(in1loc) | _BIT.take(in2loc)
-    # NOTE: a uniform draw with low >= high returns low without drawing
-    draws = _RANDOM.take(op) & (~_UNIFORM.take(op) | (d0 < d1))
+    read = _BIT.take(in1loc) | _BIT.take(in2loc)
+    partial = _PARTIAL.take(op)
+    if partial.any():
+        read |= np.where(partial, written, 0)
+    draws = _RANDOM.take(op)
+    if draws.any():  # NOTE: a uniform draw with low >= high returns low without drawing
+        draws &= ~_UNIFORM.take(op) | (d0 < d1)
     return _Records(op=op, out=out, in1=in1, in2=in2, d0=d0, d1=d1, d2=d2, outloc=outloc,
                     in1loc=in1loc, in2loc=in2loc, written=written, read=read,
                     draws=draws), too_wide
@@ -165,13 +179,12 @@ def _remove_dead(rec, spans):
                 keep[k] = kept | draws & later
                 later = later | draws & kept
 
-    dead = ~keep
-    rec.op[dead] = 0
-    rec.written[dead] = 0
-    rec.read[dead] = 0
-    rec.draws[dead] = False
+    np.multiply(rec.op, keep, out=rec.op)
+    np.multiply(rec.written, keep, out=rec.written)
+    np.multiply(rec.read, keep, out=rec.read)
+    rec.draws &= keep
     written = np.bitwise_or.reduce(rec.written, axis=0) | _RESET_OUTPUT
-    foldable = (_ROLE[rec.op] == _FOLDABLE).any(axis=0)
+    foldable = _IS_FOLDABLE.take(rec.op).any(axis=0)
     return written, foldable
 
 
@@ -355,10 +368,20 @@ def _order_span(rec, span) -> tuple[np.ndarray, np.ndarray]:
     # live slots first, in their order: a stable sort of the dead flags
     first = np.argsort(~alive, axis=0, kind="stable")[:width] + span.start
     order = np.where(np.arange(width)[:, None] < counts, first, -1).T.copy()
-    rows = np.flatnonzero(counts >= 2)
-    if rows.size:
-        order[rows] = _order_rows(rec, rows, first[:, rows].T, counts[rows])
+    for rows, n in _buckets(counts, 2, (1 << 62,)):
+        order[rows, :n] = _order_rows(rec, rows, first[:n, rows].T, counts[rows])
     return order, counts
+
+
+def _buckets(sizes, smallest: int, tops=(3, 6, 10, 16, 1 << 62)):
+    """Groups of rows of similar size (at least `smallest`), with the largest size in each:
+    rows worked on together are padded to their group's largest, not the batch's."""
+    lower = smallest - 1
+    for top in tops:
+        rows = np.flatnonzero((sizes > lower) & (sizes <= top))
+        if rows.size:
+            yield rows, int(sizes[rows].max())
+        lower = top
 
 
 def _order_rows(rec, programs, slots, counts):
@@ -373,59 +396,75 @@ def _order_rows(rec, programs, slots, counts):
     written, read, draws = field("written"), field("read"), field("draws")
     alive = np.arange(n) < counts[:, None]
 
-    # j follows an earlier i that writes what j reads or writes, or reads what j writes, or
-    # when both draw (dead slots write, read and draw nothing).
-    touched = written | read
-    depends = (written[:, :, None] & touched[:, None, :]) | (read[:, :, None] & written[:, None, :])
-    depends = (depends != 0) | (draws[:, :, None] & draws[:, None, :])
-    depends &= np.triu(np.ones((n, n), bool), 1)
-
     # NOTE: canonical_order's shortcuts: a chain keeps its order; when no instruction needs
     # another, the keys just sort (nothing is produced in the component).
-    needs_previous = np.ones((m, n), bool)
-    needs_previous[:, 1:] = depends[:, np.arange(n - 1), np.arange(1, n)] | ~alive[:, 1:]
-    chain = needs_previous.all(axis=1)
-    free = ~depends.any(axis=(1, 2))
+    needs_previous = _follows(written[:, :-1], read[:, :-1], draws[:, :-1], written[:, 1:],
+                              read[:, 1:], draws[:, 1:]) | ~alive[:, 1:]
+    rows = np.flatnonzero(~needs_previous.all(axis=1))
     order = slots.copy()
-    rows = np.flatnonzero(free & ~chain)
-    if rows.size:
-        order[rows] = _sorted(rec, slots[rows], at[rows], alive[rows])
-    rows = np.flatnonzero(~free & ~chain)
-    if rows.size:
-        order[rows] = _greedy(rec, slots[rows], at[rows], counts[rows], depends[rows])
+    if not rows.size:
+        return np.where(alive, order, -1)
+    written, read, draws = written[rows, :, None], read[rows, :, None], draws[rows, :, None]
+    depends = _follows(written, read, draws, written.transpose(0, 2, 1),
+                       read.transpose(0, 2, 1), draws.transpose(0, 2, 1))
+    depends &= np.triu(np.ones((n, n), bool), 1)
+    free = ~depends.any(axis=(1, 2))
+    if free.any():
+        some = rows[free]
+        order[some] = _sorted(rec, slots[some], at[some], alive[some])
+    if not free.all():
+        some = ~free
+        order[rows[some]] = _greedy(rec, slots[rows[some]], at[rows[some]],
+                                    counts[rows[some]], depends[some])
     return np.where(alive, order, -1)
 
 
-def _key_parts(rec, at, alive):
-    """The unchanging parts of order keys: (op << 24, input codes, commutative, data bits)."""
+def _follows(written, read, draws, later_written, later_read, later_draws):
+    """Whether a later instruction must follow an earlier one: the earlier writes what the
+    later reads or writes, or reads what it writes, or both draw (the stream's order)."""
+    shared = written & (later_written | later_read) | read & later_written
+    return (shared != 0) | draws & later_draws
+
+
+def _key_parts(rec, at):
+    """The parts of order keys that never change: op and data (as `op << 40 | rank`, the
+    rank of (op, data bits, position) in the component), input codes with no producer,
+    whether the op is commutative, and the input locations.
+
+    NOTE: (op, inputs, rank) orders as canonical_order's (op, inputs, data bits, position):
+    the rank compares data bits, then position, exactly where op and inputs are equal.
+    """
+    m, n = at.shape
     op, in1loc, in2loc = (getattr(rec, f).ravel().take(at) for f in ("op", "in1loc", "in2loc"))
-    data = [np.where(alive, _swap_bytes(getattr(rec, f).ravel().take(at)), 0)
-            for f in ("d0", "d1", "d2")]
-    return (op.astype(np.int64) << 24, _static_input(in1loc), _static_input(in2loc),
-            _COMMUTATIVE[op], data, in1loc, in2loc)
+    data = [_swap_bytes(getattr(rec, f).ravel().take(at)).ravel() for f in ("d2", "d1", "d0")]
+    position = np.broadcast_to(np.arange(n), (m, n)).ravel()
+    program = np.repeat(np.arange(m), n)
+    ranked = np.lexsort((position, *data, op.ravel(), program))
+    rank = np.empty(m * n, np.int64)
+    rank[ranked] = position
+    fixed = op.astype(np.int64) << 40 | rank.reshape(m, n)
+    return (fixed, _static_input(in1loc), _static_input(in2loc), _COMMUTATIVE.take(op),
+            in1loc, in2loc)
 
 
-def _input_key(high, input1, input2, commutative):
+def _input_key(fixed, input1, input2, commutative):
     low = np.where(commutative, np.minimum(input1, input2), input1)
-    return high | low << 12 | np.where(commutative, np.maximum(input1, input2), input2)
+    high = np.where(commutative, np.maximum(input1, input2), input2)
+    return fixed | low << 28 | high << 16
 
 
 def _sorted(rec, slots, at, alive):
-    """Order of components whose instructions are all independent: by key, then position."""
-    m, n = slots.shape
-    high, input1, input2, commutative, data, _, _ = _key_parts(rec, at, alive)
-    key = np.where(alive, _input_key(high, input1, input2, commutative), np.int64(1) << 62)
-    position = np.broadcast_to(np.arange(n), (m, n))
-    program = np.broadcast_to(np.arange(m)[:, None], (m, n))
-    sorted_ = np.lexsort([x.ravel() for x in (position, *data[::-1], key, program)])
-    return slots.ravel()[sorted_].reshape(m, n)
+    """Order of components whose instructions are all independent: by key."""
+    fixed, input1, input2, commutative, _, _ = _key_parts(rec, at)
+    key = np.where(alive, _input_key(fixed, input1, input2, commutative), np.int64(1) << 62)
+    return np.take_along_axis(slots, np.argsort(key, axis=1), axis=1)
 
 
 def _greedy(rec, slots, at, counts, depends):
     """canonical_order's greedy placement: the ready instruction of least key goes next."""
     m, n = slots.shape
     alive = np.arange(n) < counts[:, None]
-    high, input1, input2, commutative, data, in1loc, in2loc = _key_parts(rec, at, alive)
+    fixed, input1, input2, commutative, in1loc, in2loc = _key_parts(rec, at)
     waiting = depends.sum(axis=1)
 
     # An input produced in the component is keyed by its producer's new position, set when
@@ -443,21 +482,15 @@ def _greedy(rec, slots, at, counts, depends):
     order = np.full((m, n), -1)
     placed = ~alive
     top = np.int64(1) << 62
-    everything = np.uint64(2**64 - 1)
     rows = np.arange(m)
     for step in range(n):
         ready = ~placed & (waiting == 0)
-        key = np.where(ready, _input_key(high, input1, input2, commutative), top)
-        candidates = key == key.min(axis=1)[:, None]
-        if (candidates.sum(axis=1) > 1).any():  # data bits break ties
-            for bits in data:
-                candidates &= bits == np.where(candidates, bits, everything).min(axis=1)[:, None]
-        best = np.argmax(candidates, axis=1)
+        key = np.where(ready, _input_key(fixed, input1, input2, commutative), top)
+        best = key.argmin(axis=1)
         going = step < counts
         order[:, step] = slots[rows, best]
         best = np.where(going, best, n)  # a finished program places nothing
-        chosen = np.arange(n) == best[:, None]
-        placed = placed | chosen
+        placed = placed | (np.arange(n) == best[:, None])
         waiting = waiting - depends[rows, np.minimum(best, n - 1)] * going[:, None]
         input1 = np.where(producer1 == best[:, None], 3 + step, input1)
         input2 = np.where(producer2 == best[:, None], 3 + step, input2)
@@ -474,12 +507,12 @@ def _static_input(location):
 # --- canonical names ---------------------------------------------------------------------------
 
 
-def _rename(rec, order, zeros):
-    """Canonical codes of the ordered programs: commutative operands by first write, then
+def _rename(rec, programs, order, zeros):
+    """Canonical codes of some ordered programs: commutative operands by first write, then
     addresses renumbered by first use (azc.passes_fused._rename's second half)."""
     m, length = order.shape
     valid = order >= 0
-    at = np.where(valid, order, 0) * rec.op.shape[1] + np.arange(m)[:, None]
+    at = np.where(valid, order, 0) * rec.op.shape[1] + programs[:, None]
 
     def field(name):
         return getattr(rec, name).ravel().take(at)
@@ -556,10 +589,15 @@ def canonical_arrays(codes, data, sizes, capacities):
     order = np.concatenate(orders, axis=1)
     # live slots to the front, keeping components in order
     order = np.take_along_axis(order, np.argsort(order < 0, axis=1, kind="stable"), axis=1)
-    length = int(np.sum(counts, axis=0).max(initial=0))
-    order = order[:, :length]
-    canonical_codes, canonical_data = _rename(rec, order, ~written)
     canonical_sizes = np.stack(counts, axis=1)
+    totals = canonical_sizes.sum(axis=1)
+    length = int(totals.max(initial=0))
+    canonical_codes = np.zeros((len(codes), length, 4), np.int64)
+    canonical_data = np.zeros((len(codes), length, 3))
+    zeros = ~written
+    for rows, n in _buckets(totals, 1):
+        canonical_codes[rows, :n], canonical_data[rows, :n] = _rename(
+            rec, rows, order[rows, :n], zeros[rows])
 
     wide = np.flatnonzero(too_wide)
     if wide.size:
