@@ -98,11 +98,12 @@ def test_canonical_arrays_are_canonicalize_on_demo_programs_and_models():
     assert_canonical(programs + [linear_program(), neural_net_program(), Program()])
 
 
-def test_rows_too_wide_for_the_masks_go_through_canonicalize():
+@pytest.mark.parametrize("memory", [MemoryShape(30, 25, 22), MemoryShape(22, 22, 22)], ids=str)
+def test_rows_too_wide_for_the_masks_go_through_canonicalize(memory):
+    """Locations past bit 63: addresses above 21, and v21 or m21 among addresses up to 21."""
     rng = random.Random(5)
-    wide = random_programs(rng, 300, MemoryShape(30, 25, 22))
-    wide += random_programs(rng, 300, MemoryShape(22, 22, 22))  # v21 and m21 pass bit 63
-    assert_canonical(wide + random_programs(rng, 300, MemoryShape(4, 3, 1)))
+    assert_canonical(random_programs(rng, 300, memory)
+                     + random_programs(rng, 300, MemoryShape(4, 3, 1)))
 
 
 def test_padding_slots_change_nothing():
