@@ -59,6 +59,7 @@ assert {OPS[i].name for i in _FOLDS} == {op.name for op, r in zip(OPS, _ROLE, st
 
 _BIT = np.array([1 << i for i in range(64)] + [0] * (_WIDTH - 64), dtype=np.uint64)
 _KIND = np.array([i % 3 for i in range(64)] + [-1, 0, 1, 2])
+_SCALAR_BITS = np.uint64(sum(1 << 3 * a for a in range(22)))
 _KEEP = np.uint64(~_RESET & (2**64 - 1))
 _RESET_OUTPUT = np.uint64(_RESET | _OUTPUT)
 # Reserved locations: s0, s1, v0, with their order-key inputs, operand keys and names.
@@ -320,11 +321,20 @@ def _fold(rec, spans, addresses: int) -> np.ndarray:
     return folded
 
 
+def _loop_scalars(rec, spans):
+    """Bits of the scalars that Predict and Learn write (dead slots write nothing)."""
+    loop = slice(spans[1].start, spans[2].stop)
+    return np.bitwise_or.reduce(rec.written[loop], axis=0, initial=0) & _SCALAR_BITS
+
+
 def _shrink(rec, spans, addresses: int):
     """Dead code and folding, repeated as azc.passes_fused.canonicalize does; `rec` in place.
 
-    NOTE: a fold whose dead-code removal drops nothing is not repeated: it would see the
-    program it made, with the same bits written, and folding is idempotent.
+    NOTE: a fold is repeated only where the dead-code removal after it changed which scalars
+    Predict and Learn write. Folding is idempotent, and what else the removal drops cannot
+    change what a later fold sees: an instruction whose value a live instruction reads is
+    not dead. But a scalar the loop no longer writes keeps its value from Setup, which may be
+    known.
     """
     count = rec.op.shape[1]
     written, foldable = _remove_dead(rec, spans)
@@ -336,9 +346,9 @@ def _shrink(rec, spans, addresses: int):
         part = rec.take(rows) if 2 * rows.size < count else rec
         folded = _fold(part, spans, addresses)
         if rounds < _ROUNDS:
-            before = part.op != 0
+            before = _loop_scalars(part, spans)
             part_written, part_foldable = _remove_dead(part, spans)
-            dropped = (before & (part.op == 0)).any(axis=0)
+            dropped = _loop_scalars(part, spans) != before
             if part is rec:
                 written, foldable = part_written, part_foldable
                 again = folded & foldable & dropped & again
