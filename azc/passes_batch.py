@@ -517,58 +517,68 @@ def _static_input(location):
 # --- canonical names ---------------------------------------------------------------------------
 
 
-def _rename(rec, programs, order, zeros):
-    """Canonical codes of some ordered programs: commutative operands by first write, then
-    addresses renumbered by first use (azc.passes_fused._rename's second half)."""
-    m, length = order.shape
-    valid = order >= 0
-    at = np.where(valid, order, 0) * rec.op.shape[1] + programs[:, None]
+def _rename(rec, program, slot, position, zeros):
+    """Canonical codes and data of ordered instructions: commutative operands by first write,
+    then addresses renumbered by first use (azc.passes_fused._rename's second half).
 
-    def field(name):
-        return getattr(rec, name).ravel().take(at)
-
-    op = np.where(valid, field("op"), 0)
-    outloc, in1loc, in2loc = (np.where(valid, field(f), SINK)
-                              for f in ("outloc", "in1loc", "in2loc"))
-    base = np.arange(m)[:, None] * _WIDTH
+    Instructions come flat, programs one after another, each instruction as its `program`,
+    its `slot` in the records and its `position` in the canonical program.
+    """
+    at = slot * rec.op.shape[1] + program
+    op, outloc, in1loc, in2loc = (getattr(rec, f).ravel().take(at)
+                                  for f in ("op", "outloc", "in1loc", "in2loc"))
+    # Locations per program: those used (at least s0, s1 and v0), a sink for operands an op
+    # does not have, and one shared zero location per kind.
+    sink = max(int(np.where(outloc != SINK, outloc, 3).max(initial=3)),
+               int(np.where(in1loc != SINK, in1loc, 3).max(initial=3)),
+               int(np.where(in2loc != SINK, in2loc, 3).max(initial=3))) + 1
+    width = sink + 4
+    outloc, in1loc, in2loc = (np.where(x == SINK, sink, x) for x in (outloc, in1loc, in2loc))
+    base = program * width
+    count = len(zeros)
+    reserved = (np.arange(count)[:, None] * width + np.array(_RESERVED)).ravel()
 
     # Operand keys: reserved first, then by position of first write (from 1), never last.
-    keys = np.full(m * _WIDTH, _NEVER)
-    np.minimum.at(keys, (base + outloc).ravel(),
-                  np.broadcast_to(np.arange(1, length + 1), (m, length)).ravel())
-    keys[(base + np.array(_RESERVED)).ravel()] = np.tile((-3, -2, -1), m)
-    swap = _COMMUTATIVE[op] & (in2loc != SINK) & (
+    keys = np.full(count * width, _NEVER)
+    np.minimum.at(keys, base + outloc, position + 1)
+    keys[reserved] = np.tile((-3, -2, -1), count)
+    swap = _COMMUTATIVE.take(op) & (in2loc != sink) & (
         keys.take(base + in2loc) < keys.take(base + in1loc))
     in1loc, in2loc = np.where(swap, in2loc, in1loc), np.where(swap, in1loc, in2loc)
 
     # Names in order of use (in1, in2, out); a location that only holds zero is its kind's
     # shared zero location.
-    uses = np.stack([in1loc, in2loc, outloc], axis=2).reshape(m, 3 * length)
-    zero = (_BIT[uses] & zeros[:, None]) != 0
-    uses = np.where(zero, 65 + _KIND[uses], uses)
-    at_use = base + uses
-    first_use = np.full(m * _WIDTH, 3 * length)
-    np.minimum.at(first_use, at_use.ravel(),
-                  np.broadcast_to(np.arange(3 * length), (m, 3 * length)).ravel())
-    free = (uses != SINK) & (_RESERVED_INPUT[uses] < 0)
-    first = free & (first_use.take(at_use) == np.arange(3 * length))
-    kind = _KIND[uses]
-    new = np.zeros((m, 3 * length), np.int64)
+    uses = np.stack([in1loc, in2loc, outloc], axis=1).ravel()
+    user = np.repeat(program, 3)
+    kind = np.where(uses == sink, -1, uses % 3)
+    zero = (_BIT.take(np.minimum(uses, 64)) & zeros.take(user)) != 0
+    uses = np.where(zero, sink + 1 + kind, uses)
+    at_use = np.repeat(base, 3) + uses
+    order = np.arange(len(uses))
+    first_use = np.full(count * width, len(uses))
+    np.minimum.at(first_use, at_use, order)
+    first = (first_use.take(at_use) == order) & (uses != sink) & (
+        _RESERVED_INPUT.take(uses) < 0)
+    # per kind, how many new names came before in the program (uses of a program are
+    # consecutive, so a running count less its value at the program's first use)
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+    new = np.zeros(len(uses), np.int64)
     for k in range(3):
-        of_kind = kind == k
-        new = np.where(of_kind, _FIRST_FREE[k] - 1 + np.cumsum(first & of_kind, axis=1), new)
-    names = np.zeros(m * _WIDTH, np.int64)
-    names[(base + np.array(_RESERVED)).ravel()] = np.tile((LABEL, PREDICTION, FEATURES), m)
+        fresh = first & (kind == k)
+        seen = np.cumsum(fresh)
+        before = (seen - fresh)[starts]
+        counts_before = np.repeat(before, np.diff(np.r_[starts, len(uses)]))
+        new = np.where(kind == k, _FIRST_FREE[k] - 1 + seen - counts_before, new)
+    names = np.zeros(count * width, np.int64)
+    names[reserved] = np.tile((LABEL, PREDICTION, FEATURES), count)
     names[at_use[first]] = new[first]
-    named = names.take(at_use).reshape(m, length, 3)
+    named = names.take(at_use).reshape(-1, 3)
 
-    codes = np.zeros((m, length, 4), np.int64)
-    codes[:, :, 0] = op
-    codes[:, :, 1] = np.where(outloc != SINK, named[:, :, 2], field("out"))
-    codes[:, :, 2] = np.where(in1loc != SINK, named[:, :, 0], field("in1"))
-    codes[:, :, 3] = np.where(in2loc != SINK, named[:, :, 1], field("in2"))
-    codes[~valid] = 0
-    data = np.stack([np.where(valid, field(f), 0.0) for f in ("d0", "d1", "d2")], axis=2)
+    codes = np.stack([op,
+                      np.where(outloc != sink, named[:, 2], rec.out.ravel().take(at)),
+                      np.where(in1loc != sink, named[:, 0], rec.in1.ravel().take(at)),
+                      np.where(in2loc != sink, named[:, 1], rec.in2.ravel().take(at))], axis=1)
+    data = np.stack([getattr(rec, f).ravel().take(at) for f in ("d0", "d1", "d2")], axis=1)
     return codes, data
 
 
@@ -597,17 +607,17 @@ def canonical_arrays(codes, data, sizes, capacities):
 
     orders, counts = zip(*(_order_span(rec, span) for span in spans), strict=True)
     order = np.concatenate(orders, axis=1)
-    # live slots to the front, keeping components in order
-    order = np.take_along_axis(order, np.argsort(order < 0, axis=1, kind="stable"), axis=1)
     canonical_sizes = np.stack(counts, axis=1)
     totals = canonical_sizes.sum(axis=1)
     length = int(totals.max(initial=0))
+    # live instructions flat, programs one after another, each in its canonical order
+    program, column = np.nonzero(order >= 0)
+    position = np.arange(len(program)) - np.repeat(np.cumsum(totals) - totals, totals)
     canonical_codes = np.zeros((len(codes), length, 4), np.int64)
     canonical_data = np.zeros((len(codes), length, 3))
-    zeros = ~written
-    for rows, n in _buckets(totals, 1):
-        canonical_codes[rows, :n], canonical_data[rows, :n] = _rename(
-            rec, rows, order[rows, :n], zeros[rows])
+    if len(program):
+        canonical_codes[program, position], canonical_data[program, position] = _rename(
+            rec, program, order[program, column], position, ~written)
 
     wide = np.flatnonzero(too_wide)
     if wide.size:
