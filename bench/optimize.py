@@ -11,6 +11,9 @@ same programs again would find every constant's instruction cached).
                            a population of 100 that each child joins), which share most
                            instructions with their parents: the optimizer's real workload
     pipeline_and_hash_us   the pass manager running the readable passes of azc.passes, + hash
+    batch_..._us           azc.passes_batch.structural_hashes (the same canonical forms, hashed)
+                           on arrays of 1,000 programs at a time, as batch evolution holds them;
+                           converting the programs to arrays is not timed
     pass_*_us              each pass alone on the unoptimized programs
 
 NOTE: on a loaded 2-core machine these CPU times swing by up to 2x between runs (another
@@ -28,9 +31,13 @@ import time
 
 from azc.hashing import digest, encode, optimize_and_hash
 from azc.ir import Instruction, MemoryShape, Program
+from azc.mutate_batch import programs_to_arrays
 from azc.mutator import MutationSettings, Mutator
 from azc.ops import S, V, op_named
 from azc.passes import PIPELINE
+from azc.passes_batch import program_hashes, structural_hashes
+
+BATCH = 1000
 
 DEMO_OPS = [op_named(name) for name in ("SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT",
                                         "SCALAR_DIFF", "SCALAR_PRODUCT",
@@ -79,6 +86,20 @@ def per_program(function, rounds) -> float:
     return best / len(rounds[0]) * 1e6
 
 
+def per_program_in_batches(rounds) -> float:
+    """As per_program, for structural_hashes on batches of BATCH programs as arrays."""
+    best = float("inf")
+    for programs in rounds:
+        capacities = tuple(max(len(p.components()[c]) for p in programs) for c in range(3))
+        batches = [programs_to_arrays(programs[i:i + BATCH], capacities)
+                   for i in range(0, len(programs), BATCH)]
+        start = time.process_time()
+        for codes, data, sizes in batches:
+            structural_hashes(codes, data, sizes, capacities)
+        best = min(best, time.process_time() - start)
+    return best / len(rounds[0]) * 1e6
+
+
 def pipeline_and_hash(program: Program):
     canonical = PIPELINE.run(program)
     return canonical, digest(canonical)
@@ -95,16 +116,21 @@ def main():
     canonical = [optimize_and_hash(p)[0] for p in programs]
     assert all(encode(PIPELINE.run(p)) == encode(c)
                for p, c in zip(programs[:2000], canonical[:2000], strict=True))
+    capacities = tuple(max(len(p.components()[c]) for p in programs) for c in range(3))
+    assert (structural_hashes(*programs_to_arrays(programs[:BATCH], capacities), capacities)
+            == program_hashes(programs[:BATCH])).all()
     # Most random programs never reach s1 and optimize to nothing; evolved ones mostly do.
     alive = [[p for p in r if len(optimize_and_hash(p)[0])] for r in rounds]
+    made = [children(args.programs, seed) for seed in range(3)]
     figures = {
         "programs": args.programs,
         "alive_programs": len(alive[0]),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "optimize_and_hash_us": per_program(optimize_and_hash, rounds),
         "optimize_and_hash_alive_us": per_program(optimize_and_hash, alive),
-        "optimize_and_hash_children_us": per_program(
-            optimize_and_hash, [children(args.programs, seed) for seed in range(3)]),
+        "optimize_and_hash_children_us": per_program(optimize_and_hash, made),
+        "batch_optimize_and_hash_us": per_program_in_batches(rounds),
+        "batch_optimize_and_hash_children_us": per_program_in_batches(made),
         "pipeline_and_hash_us": per_program(pipeline_and_hash, rounds),
         "pipeline_us": per_program(PIPELINE.run, rounds),
         "hash_of_optimized_us": per_program(digest, [canonical] * 3),
