@@ -446,12 +446,13 @@ def _key_parts(rec, at):
     """
     m, n = at.shape
     op, in1loc, in2loc = (getattr(rec, f).ravel().take(at) for f in ("op", "in1loc", "in2loc"))
-    data = [_swap_bytes(getattr(rec, f).ravel().take(at)).ravel() for f in ("d2", "d1", "d0")]
-    position = np.broadcast_to(np.arange(n), (m, n)).ravel()
-    program = np.repeat(np.arange(m), n)
-    ranked = np.lexsort((position, *data, op.ravel(), program))
+    # NOTE: the sort is stable, so equal data keep their order: by position
+    fields = int(_DATA_SIZE.take(op).max(initial=0))
+    data = [_swap_bytes(getattr(rec, f).ravel().take(at)).ravel()
+            for f in ("d2", "d1", "d0")[3 - fields:]]
+    ranked = np.lexsort((*data, (np.arange(m)[:, None] * 128 + op).ravel()))
     rank = np.empty(m * n, np.int64)
-    rank[ranked] = position
+    rank[ranked] = np.tile(np.arange(n), m)
     fixed = op.astype(np.int64) << 40 | rank.reshape(m, n)
     return (fixed, _static_input(in1loc), _static_input(in2loc), _COMMUTATIVE.take(op),
             in1loc, in2loc)
@@ -475,7 +476,6 @@ def _greedy(rec, slots, at, counts, depends):
     m, n = slots.shape
     alive = np.arange(n) < counts[:, None]
     fixed, input1, input2, commutative, in1loc, in2loc = _key_parts(rec, at)
-    waiting = depends.sum(axis=1)
 
     # An input produced in the component is keyed by its producer's new position, set when
     # the producer is placed (before the instruction is ready).
@@ -489,19 +489,17 @@ def _greedy(rec, slots, at, counts, depends):
         producer2[:, j] = last.take(base + in2loc[:, j])
         last[base + outloc[:, j]] = j
 
+    # Placed and dead instructions wait for ever; others for the instructions they follow.
     order = np.full((m, n), -1)
-    placed = ~alive
     top = np.int64(1) << 62
+    waiting = np.where(alive, np.count_nonzero(depends, axis=1), top)
     rows = np.arange(m)
     for step in range(n):
-        ready = ~placed & (waiting == 0)
-        key = np.where(ready, _input_key(fixed, input1, input2, commutative), top)
-        best = key.argmin(axis=1)
-        going = step < counts
+        key = np.where(waiting == 0, _input_key(fixed, input1, input2, commutative), top)
+        best = key.argmin(axis=1)  # NOTE: a finished program "places" a placed one again
         order[:, step] = slots[rows, best]
-        best = np.where(going, best, n)  # a finished program places nothing
-        placed = placed | (np.arange(n) == best[:, None])
-        waiting = waiting - depends[rows, np.minimum(best, n - 1)] * going[:, None]
+        waiting -= depends[rows, best]
+        waiting[rows, best] = top
         input1 = np.where(producer1 == best[:, None], 3 + step, input1)
         input2 = np.where(producer2 == best[:, None], 3 + step, input2)
     return order
