@@ -194,47 +194,44 @@ def _remove_dead(rec, spans):
 
 def _fold_values(op, a, b):
     """(result, defined) of the foldable ops, elementwise, as azc.passes_fused.FOLDS does."""
-    result = np.empty(len(op))
+    result = np.zeros(len(op))
     defined = np.ones(len(op), bool)
     with np.errstate(all="ignore"):
         for fold in set(op.tolist()):
-            rows = op == fold
-            x, y = a[rows], b[rows]
             i = _FOLDS.index(fold)
             if i == 0:
-                value = x + y
+                value = a + b
             elif i == 1:
-                value = x - y
+                value = a - b
             elif i == 2:
-                value = x * y
+                value = a * b
             elif i == 3:
-                value = x / y
-                defined[rows] = y != 0
+                value = a / b
+                defined &= (op != fold) | (b != 0)
             elif i == 4:
-                value = np.abs(x)
+                value = np.abs(a)
             elif i == 5:
-                value = 1.0 / x
-                defined[rows] = x != 0
+                value = 1.0 / a
+                defined &= (op != fold) | (a != 0)
             elif i == 6:
-                value = np.where(x >= 0, 1.0, 0.0)
+                value = np.where(a >= 0, 1.0, 0.0)
             elif i == 7:
-                value = np.where(y < x, y, x)  # std::min: NaN in b gives a
+                value = np.where(b < a, b, a)  # std::min: NaN in b gives a
             else:
-                value = np.where(x < y, y, x)
-            result[rows] = value
+                value = np.where(a < b, b, a)
+            result = np.where(op == fold, value, result)
     return result, defined
 
 
-def _fold_span(rec, slots, value, known, at) -> np.ndarray:
-    """Fold some slots in place, given the scalar state at entry; which programs folded.
+def _fold_span(rec, slots, value, known, at, folds):
+    """Fold some slots, given the scalar state at entry; the folds go into `folds`.
 
     `value` and `known` are flat (program p's scalar a at p * width + a, the last of each
     program a sink); `at` holds per slot the flat places of the scalar written, in1 and in2
-    (the sink where there is none) and the fold role.
+    (the sink where there is none) and the fold roles.
     """
-    count = rec.op.shape[1]
-    folded = np.zeros(count, bool)
     out, in1, in2, role = at
+    folded, folded_value = folds
     for k in slots:
         if not role.scalar[k]:
             continue
@@ -244,24 +241,18 @@ def _fold_span(rec, slots, value, known, at) -> np.ndarray:
         new_known = known.take(where) & role.kept[k] | constant
         rows = role.foldable[k]
         if rows is not None:
-            a, b = in1[k, rows], in2[k, rows]
-            unary = role.unary[k][rows]
-            new_known[rows] = False
+            a, b = in1[k].take(rows), in2[k].take(rows)
+            unary = role.unary[k].take(rows)
             both = known.take(a) & (known.take(b) | unary)
-            rows, a, b, unary = rows[both], a[both], b[both], unary[both]
-            if rows.size:
-                y = np.where(unary, 0.0, value.take(b))
-                result, defined = _fold_values(rec.op[k, rows], value.take(a), y)
-                done = defined & np.isfinite(result)
-                now = rows[done]
-                if now.size:
-                    new_value[now] = result[done]
-                    new_known[now] = True
-                    _to_const_set(rec, k, now, result[done])
-                    folded[now] = True
+            y = np.where(unary, 0.0, value.take(b))
+            result, defined = _fold_values(rec.op[k].take(rows), value.take(a), y)
+            done = both & defined & np.isfinite(result)
+            new_value[rows] = result
+            new_known[rows] = done
+            folded[k, rows] = done
+            folded_value[k, rows] = result
         value[where] = new_value
         known[where] = new_known
-    return folded
 
 
 class _Roles:
@@ -276,15 +267,6 @@ class _Roles:
         self.unary = _IN2_KIND.take(op) < 0
         self.foldable = [np.flatnonzero(row) if row.any() else None
                          for row in role == _FOLDABLE]
-
-
-def _to_const_set(rec, k, rows, values):
-    rec.op[k, rows] = _CONST_SET
-    rec.in1[k, rows] = rec.in2[k, rows] = 0
-    rec.d0[k, rows] = values
-    rec.d1[k, rows] = rec.d2[k, rows] = 0.0
-    rec.in1loc[k, rows] = rec.in2loc[k, rows] = SINK
-    rec.read[k, rows] = 0
 
 
 def _fold(rec, spans, addresses: int) -> np.ndarray:
@@ -302,9 +284,10 @@ def _fold(rec, spans, addresses: int) -> np.ndarray:
     at = (np.where(role.scalar_rows, base + rec.out, sink),
           np.where(role.scalar_rows, base + rec.in1, sink),
           np.where(role.unary, sink, base + rec.in2), role)
+    folds = np.zeros(rec.op.shape, bool), np.zeros(rec.op.shape)
     value = np.zeros(count * width)
     known = np.ones(count * width, bool)
-    folded = _fold_span(rec, setup, value, known, at)
+    _fold_span(rec, setup, value, known, at, folds)
 
     loop_written = np.zeros(count * width, bool)
     loop_written[at[0][predict.start:learn.stop].ravel()] = True
@@ -316,9 +299,20 @@ def _fold(rec, spans, addresses: int) -> np.ndarray:
     known[base + LABEL] = True
     label = value.copy()
     label[base + LABEL] = 0.0
-    folded |= _fold_span(rec, predict, label, known, at)
-    folded |= _fold_span(rec, learn, value, fixed, at)
-    return folded
+    _fold_span(rec, predict, label, known, at, folds)
+    _fold_span(rec, learn, value, fixed, at, folds)
+
+    # Folded instructions become constant sets of their results.
+    folded, result = folds
+    changed = folded.any(axis=0)
+    if changed.any():
+        np.copyto(rec.op, _CONST_SET, where=folded)
+        for field in (rec.in1, rec.in2, rec.d1, rec.d2, rec.read):
+            np.copyto(field, 0, where=folded, casting="unsafe")
+        np.copyto(rec.in1loc, SINK, where=folded)
+        np.copyto(rec.in2loc, SINK, where=folded)
+        np.copyto(rec.d0, result, where=folded)
+    return changed
 
 
 def _loop_scalars(rec, spans):
