@@ -76,6 +76,7 @@ _LOCATIONS = tuple(
               for k in kinds.tolist() for a in range(_TABLE_ADDRESSES)])
     for kinds in (_OUT_KIND, _IN1_KIND, _IN2_KIND))
 _IS_FOLDABLE = _ROLE == _FOLDABLE
+_FIRST_FREE_ARRAY = np.array(_FIRST_FREE)
 
 
 class _Records:
@@ -131,9 +132,10 @@ def _records(codes, data, sizes, capacities) -> tuple[_Records, np.ndarray]:
     draws = _RANDOM.take(op)
     if draws.any():  # NOTE: a uniform draw with low >= high returns low without drawing
         draws &= ~_UNIFORM.take(op) | (d0 < d1)
-    return _Records(op=op, out=out, in1=in1, in2=in2, d0=d0, d1=d1, d2=d2, outloc=outloc,
-                    in1loc=in1loc, in2loc=in2loc, written=written, read=read,
-                    draws=draws), too_wide
+    records = _Records(op=op, out=out, in1=in1, in2=in2, d0=d0, d1=d1, d2=d2, outloc=outloc,
+                       in1loc=in1loc, in2loc=in2loc, written=written, read=read, draws=draws)
+    records.locations = 3 * int(addresses.max(initial=0)) + 3  # bound on the locations used
+    return records, too_wide
 
 
 # --- dead code ---------------------------------------------------------------------------------
@@ -519,58 +521,59 @@ def _rename(rec, program, slot, position, zeros):
     at = slot * rec.op.shape[1] + program
     op, outloc, in1loc, in2loc = (getattr(rec, f).ravel().take(at)
                                   for f in ("op", "outloc", "in1loc", "in2loc"))
-    # Locations per program: those used (at least s0, s1 and v0), a sink for operands an op
-    # does not have, and one shared zero location per kind.
-    sink = max(int(np.where(outloc != SINK, outloc, 3).max(initial=3)),
-               int(np.where(in1loc != SINK, in1loc, 3).max(initial=3)),
-               int(np.where(in2loc != SINK, in2loc, 3).max(initial=3))) + 1
+    # Per program, a table of the locations the batch may use (s0, s1 and v0 at least), then
+    # the sink and one shared zero location per kind.
+    sink = min(SINK, max(4, rec.locations))
     width = sink + 4
-    outloc, in1loc, in2loc = (np.where(x == SINK, sink, x) for x in (outloc, in1loc, in2loc))
-    base = program * width
+    compact = np.r_[np.arange(sink), np.full(SINK - sink, -1), sink, sink + 1 + np.arange(3)]
     count = len(zeros)
+    base = program * width
     reserved = (np.arange(count)[:, None] * width + np.array(_RESERVED)).ravel()
 
     # Operand keys: reserved first, then by position of first write (from 1), never last.
     keys = np.full(count * width, _NEVER)
-    np.minimum.at(keys, base + outloc, position + 1)
+    np.minimum.at(keys, base + compact.take(outloc), position + 1)
     keys[reserved] = np.tile((-3, -2, -1), count)
-    swap = _COMMUTATIVE.take(op) & (in2loc != sink) & (
-        keys.take(base + in2loc) < keys.take(base + in1loc))
+    swap = _COMMUTATIVE.take(op) & (in2loc != SINK) & (
+        keys.take(base + compact.take(in2loc)) < keys.take(base + compact.take(in1loc)))
     in1loc, in2loc = np.where(swap, in2loc, in1loc), np.where(swap, in1loc, in2loc)
 
     # Names in order of use (in1, in2, out); a location that only holds zero is its kind's
     # shared zero location.
     uses = np.stack([in1loc, in2loc, outloc], axis=1).ravel()
     user = np.repeat(program, 3)
-    kind = np.where(uses == sink, -1, uses % 3)
-    zero = (_BIT.take(np.minimum(uses, 64)) & zeros.take(user)) != 0
-    uses = np.where(zero, sink + 1 + kind, uses)
-    at_use = np.repeat(base, 3) + uses
+    kind = _KIND.take(uses)
+    zero = (_BIT.take(uses) & zeros.take(user)) != 0
+    uses = np.where(zero, 65 + kind, uses)
+    at_use = np.repeat(base, 3) + compact.take(uses)
     order = np.arange(len(uses))
     first_use = np.full(count * width, len(uses))
     np.minimum.at(first_use, at_use, order)
-    first = (first_use.take(at_use) == order) & (uses != sink) & (
-        _RESERVED_INPUT.take(uses) < 0)
-    # per kind, how many new names came before in the program (uses of a program are
-    # consecutive, so a running count less its value at the program's first use)
-    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
-    new = np.zeros(len(uses), np.int64)
-    for k in range(3):
-        fresh = first & (kind == k)
-        seen = np.cumsum(fresh)
-        before = (seen - fresh)[starts]
-        counts_before = np.repeat(before, np.diff(np.r_[starts, len(uses)]))
-        new = np.where(kind == k, _FIRST_FREE[k] - 1 + seen - counts_before, new)
+    first = np.flatnonzero((first_use.take(at_use) == order) & (uses != SINK)
+                           & (_RESERVED_INPUT.take(uses) < 0))
+
+    # A first use's name: its kind's first free address + how many names of its kind its
+    # program gave before (a running count per kind, less its value where the program begins)
+    kind, owner = kind.take(first), user.take(first)
+    fresh = kind[:, None] == np.arange(3)
+    seen = np.cumsum(fresh, axis=0)
+    begins = np.flatnonzero(np.r_[len(owner) > 0, owner[1:] != owner[:-1]])
+    before = np.zeros((count, 3), np.int64)
+    before[owner.take(begins)] = (seen - fresh).take(begins, axis=0)
+    rank = seen[np.arange(len(first)), kind] - before[owner, kind]
     names = np.zeros(count * width, np.int64)
     names[reserved] = np.tile((LABEL, PREDICTION, FEATURES), count)
-    names[at_use[first]] = new[first]
+    names[at_use.take(first)] = _FIRST_FREE_ARRAY.take(kind) - 1 + rank
     named = names.take(at_use).reshape(-1, 3)
 
-    codes = np.stack([op,
-                      np.where(outloc != sink, named[:, 2], rec.out.ravel().take(at)),
-                      np.where(in1loc != sink, named[:, 0], rec.in1.ravel().take(at)),
-                      np.where(in2loc != sink, named[:, 1], rec.in2.ravel().take(at))], axis=1)
-    data = np.stack([getattr(rec, f).ravel().take(at) for f in ("d0", "d1", "d2")], axis=1)
+    codes = np.empty((len(op), 4), np.int64)
+    codes[:, 0] = op
+    for column, location, name, field in ((1, outloc, 2, rec.out), (2, in1loc, 0, rec.in1),
+                                          (3, in2loc, 1, rec.in2)):
+        codes[:, column] = np.where(location != SINK, named[:, name], field.ravel().take(at))
+    data = np.empty((len(op), 3))
+    for column, field in enumerate((rec.d0, rec.d1, rec.d2)):
+        data[:, column] = field.ravel().take(at)
     return codes, data
 
 
