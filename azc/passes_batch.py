@@ -97,15 +97,23 @@ class _Records:
 
 
 def _records(codes, data, sizes, capacities) -> tuple[_Records, np.ndarray]:
-    """Records of every slot (padding and no-ops write nothing), and rows that need 64+ bits."""
+    """Records of every slot (padding and no-ops write nothing), and rows that need 64+ bits.
+
+    NOTE: one more slot follows the programs' own, always empty: a dead slot to pad with.
+    """
+    count, slots = codes.shape[:2]
     component = np.repeat(np.arange(3), capacities)
-    index = np.arange(len(component)) - np.repeat(np.cumsum(capacities) - capacities, capacities)
-    valid = index[:, None] < sizes.T.take(component, axis=0)
-    fields = codes.transpose(2, 1, 0).copy()  # (4, slots, programs): slots in the outer loop
+    index = np.arange(slots) - np.repeat(np.cumsum(capacities) - capacities, capacities)
+    valid = np.zeros((slots + 1, count), bool)
+    valid[:slots] = index[:, None] < sizes.T.take(component, axis=0)
+    # (field, slot, program): slots are the outer loop of every pass
+    fields = np.zeros((4, slots + 1, count), np.int64)
+    fields[:, :slots] = codes.transpose(2, 1, 0)
+    values = np.zeros((3, slots + 1, count))
+    values[:, :slots] = data.transpose(2, 1, 0)
     op = np.where(valid, fields[0], 0)
     out, in1, in2 = fields[1:]
     size = _DATA_SIZE.take(op)
-    values = data.transpose(2, 1, 0)
     d0, d1, d2 = (np.where(size > f, values[f], 0.0) for f in range(3))
 
     # Locations by table: (op, address) -> 3 * address + kind, or the sink.
@@ -371,23 +379,15 @@ def _order_span(rec, span) -> tuple[np.ndarray, np.ndarray]:
     alive = rec.op[span] != 0
     counts = alive.sum(axis=0)
     width = int(counts.max(initial=0))
-    # live slots first, in their order: a stable sort of the dead flags
-    first = np.argsort(~alive, axis=0, kind="stable")[:width] + span.start
+    # live slots first, in their order, then the records' empty slot
+    first = np.full((width, alive.shape[1]), rec.op.shape[0] - 1)
+    slot, program = np.nonzero(alive)
+    first[np.cumsum(alive, axis=0)[slot, program] - 1, program] = slot + span.start
     order = np.where(np.arange(width)[:, None] < counts, first, -1).T.copy()
-    for rows, n in _buckets(counts, 2, (1 << 62,)):
-        order[rows, :n] = _order_rows(rec, rows, first[:n, rows].T, counts[rows])
+    rows = np.flatnonzero(counts >= 2)
+    if rows.size:
+        order[rows] = _order_rows(rec, rows, first[:, rows].T, counts[rows])
     return order, counts
-
-
-def _buckets(sizes, smallest: int, tops=(3, 6, 10, 16, 1 << 62)):
-    """Groups of rows of similar size (at least `smallest`), with the largest size in each:
-    rows worked on together are padded to their group's largest, not the batch's."""
-    lower = smallest - 1
-    for top in tops:
-        rows = np.flatnonzero((sizes > lower) & (sizes <= top))
-        if rows.size:
-            yield rows, int(sizes[rows].max())
-        lower = top
 
 
 def _order_rows(rec, programs, slots, counts):
