@@ -400,19 +400,24 @@ def _order_rows(rec, programs, slots, counts):
         return getattr(rec, name).ravel().take(at)
 
     written, read, draws = field("written"), field("read"), field("draws")
+    if rec.locations <= 32:  # half the bytes for the dependence matrix
+        written, read = written.astype(np.uint32), read.astype(np.uint32)
+    if not draws.any():
+        draws = None
     alive = np.arange(n) < counts[:, None]
 
     # NOTE: canonical_order's shortcuts: a chain keeps its order; when no instruction needs
     # another, the keys just sort (nothing is produced in the component).
-    needs_previous = _follows(written[:, :-1], read[:, :-1], draws[:, :-1], written[:, 1:],
-                              read[:, 1:], draws[:, 1:]) | ~alive[:, 1:]
+    needs_previous = _follows(written[:, :-1], read[:, :-1], written[:, 1:], read[:, 1:],
+                              None if draws is None else (draws[:, :-1], draws[:, 1:]))
+    needs_previous |= ~alive[:, 1:]
     rows = np.flatnonzero(~needs_previous.all(axis=1))
     order = slots.copy()
     if not rows.size:
         return np.where(alive, order, -1)
-    written, read, draws = written[rows, :, None], read[rows, :, None], draws[rows, :, None]
-    depends = _follows(written, read, draws, written.transpose(0, 2, 1),
-                       read.transpose(0, 2, 1), draws.transpose(0, 2, 1))
+    written, read = written[rows, :, None], read[rows, :, None]
+    depends = _follows(written, read, written.transpose(0, 2, 1), read.transpose(0, 2, 1),
+                       None if draws is None else (draws[rows, :, None], draws[rows, None, :]))
     depends &= np.triu(np.ones((n, n), bool), 1)
     free = ~depends.any(axis=(1, 2))
     if free.any():
@@ -425,11 +430,14 @@ def _order_rows(rec, programs, slots, counts):
     return np.where(alive, order, -1)
 
 
-def _follows(written, read, draws, later_written, later_read, later_draws):
+def _follows(written, read, later_written, later_read, draws=None):
     """Whether a later instruction must follow an earlier one: the earlier writes what the
-    later reads or writes, or reads what it writes, or both draw (the stream's order)."""
-    shared = written & (later_written | later_read) | read & later_written
-    return (shared != 0) | draws & later_draws
+    later reads or writes, or reads what it writes, or both draw (the stream's order; `draws`
+    is the pair of draw flags, None when nothing draws)."""
+    follows = (written & (later_written | later_read) | read & later_written) != 0
+    if draws is not None:
+        follows |= draws[0] & draws[1]
+    return follows
 
 
 def _key_parts(rec, at):
