@@ -2,6 +2,7 @@
 programs bit for bit, and hashes equal exactly when those programs are, on random programs over
 every op and several memories, demo programs, and children made by the batch mutator."""
 
+import math
 import random
 import struct
 
@@ -14,7 +15,7 @@ from azc.generator import linear_program, neural_net_program
 from azc.ir import Instruction, MemoryShape, Program
 from azc.mutate_batch import BatchMutator, programs_to_arrays
 from azc.mutator import MUTATIONS, MutationSettings
-from azc.ops import S
+from azc.ops import OPS, S, op_named
 from azc.passes_batch import (
     canonical_arrays,
     program_arrays,
@@ -22,7 +23,7 @@ from azc.passes_batch import (
     structural_hashes,
     to_programs,
 )
-from azc.passes_fused import canonicalize
+from azc.passes_fused import FOLDS, canonicalize
 from tests.strategies import programs as program_strategy
 from tests.strategies import usable_ops
 from tests.test_hashing import renamed
@@ -104,6 +105,20 @@ def test_rows_too_wide_for_the_masks_go_through_canonicalize(memory):
     rng = random.Random(5)
     assert_canonical(random_programs(rng, 300, memory)
                      + random_programs(rng, 300, MemoryShape(4, 3, 1)))
+
+
+def test_folds_of_infinities_and_nans_are_canonicalize_folds():
+    """Constant sets of inf and NaN (no mutation draws them, but a program may hold them):
+    min, max and heaviside of them can be finite, and std::min's NaN rule shows."""
+    rng = random.Random(23)
+    folding = [OPS[i] for i in FOLDS] + [op_named("SCALAR_CONST_SET")] * 4
+    odd = [math.inf, -math.inf, math.nan, 0.0, -0.0, 1.0]
+    programs = []
+    for program in random_programs(rng, 1500, MemoryShape(3, 1, 1), folding, sizes=(6, 3, 3)):
+        setup = tuple(Instruction(56, i.out, data=(rng.choice(odd),)) if i.op == 56 else i
+                      for i in program.setup)
+        programs.append(program.replace(setup=setup))
+    assert_canonical(programs)
 
 
 def test_padding_slots_change_nothing():
