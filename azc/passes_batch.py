@@ -1,15 +1,17 @@
 """The optimizer's pipeline on a whole batch of programs at once: canonical forms and hashes.
 
-azc.passes_fused.canonicalize takes one Program at a time and spends ~40 us on a demo-size one.
+azc.passes_fused.canonicalize takes one Program at a time and spends ~35 us on a demo-size one.
 Batch evolution holds its children as arrays (azc.mutate_batch's layout), so here the same
 canonical form is computed for every row of those arrays together, with loops over instruction
-slots and rounds but never over programs:
+slots and rounds but never over programs (~8 us a program in batches of 1,000 demo programs,
+bench/optimize.py):
 
     records    per slot: bits written and read, draws, operand locations (3 * address + kind)
     repeat     remove dead code: liveness to the least fixed point over setup -> (predict ->
                learn)*, then dead draws kept when a live draw follows them in the stream
                fold constants: scalar state per address, the IEEE-exact ops applied elementwise
-    until a fold changes nothing, or after as many rounds as the pass manager allows
+    until a fold changes nothing, or after as many rounds as the pass manager allows (a
+               program is folded again only where a later fold could see a change)
     order      per component, the greedy topological order of azc.passes_order: at each step
                the ready instruction of least key (op, inputs, data bits, position)
     rename     operands of commutative ops ordered by first write, then addresses renumbered
@@ -17,9 +19,12 @@ slots and rounds but never over programs:
     hash       azc.pack_batch.hash_rows over the canonical rows (`canonical_words`)
 
 The canonical arrays convert (`to_programs`) to exactly canonicalize's programs, constants bit
-for bit, so two rows hash alike exactly when canonicalize makes them equal (up to 64-bit
-collisions). Liveness sets are uint64 masks, so a row naming an address whose location passes
-63 (above s21, v20, m20) goes through canonicalize itself, and is hashed by the same words.
+for bit, so two rows hash alike exactly when canonicalize makes them equal bit for bit (up to
+64-bit collisions; -0.0 and 0.0 differ, as in azc.hashing). The hash itself is not
+azc.hashing's blake2b: `program_hashes` gives the same hashes for Programs.
+
+Liveness sets are uint64 masks, so a row naming an address whose location passes 63 (above
+s21, v20, m20) goes through canonicalize itself, and is hashed by the same words.
 
 NOTE: a third statement of azc.passes, kept equal to azc.passes_fused by
 tests/test_passes_batch.py: change a pass there, then here.
