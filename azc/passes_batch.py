@@ -689,7 +689,7 @@ def canonical_words(codes, data, sizes) -> np.ndarray:
               | codes[:, :, 3] << 48).astype(np.uint64)
     instructions = np.concatenate([packed[:, :, None], data.view(np.uint64)], axis=2)
     return np.concatenate([sizes.astype(np.uint64),
-                           instructions.reshape(len(codes), -1)], axis=1)
+                           instructions.reshape(len(codes), 4 * codes.shape[1])], axis=1)
 
 
 def structural_hashes(codes, data, sizes, capacities) -> np.ndarray:

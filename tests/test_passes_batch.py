@@ -129,6 +129,14 @@ def test_padding_slots_change_nothing():
     assert (tight == loose).all()
 
 
+def test_empty_batches_components_and_capacities():
+    assert structural_hashes(np.zeros((0, 5, 4), np.int64), np.zeros((0, 5, 3)),
+                             np.zeros((0, 3), np.int64), (2, 1, 2)).shape == (0,)
+    programs = [Program(), linear_program().replace(setup=())]
+    assert_canonical(programs, (0, 3, 6))
+    assert_canonical([Program()], (0, 0, 0))
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(program_strategy(max_size=8, memory=MemoryShape(4, 3, 1)), min_size=1,
                 max_size=60))
