@@ -89,13 +89,18 @@ class Memory:
     matrices: int = setting(1, between(0, MAX_ADDRESSES))
 
 
+# NOTE: evolved components hold tens of instructions; a population of 1,000 programs with
+# components of 10,000 already needs gigabytes, so a typo in a size is refused, not run.
+MAX_SIZE = 1000
+
+
 @dataclass(frozen=True)
 class Component:
     ops: list[str] = setting([], each(_known_op), "allowed ops; empty: never mutated, and its "
                                                   "`size` initial instructions stay no-ops")
-    size: int = setting(0, at_least(0), "initial size")
-    min_size: int = setting(0, at_least(0))
-    max_size: int = setting(0, at_least(0), "0: no limit")
+    size: int = setting(0, between(0, MAX_SIZE), "initial size")
+    min_size: int = setting(0, between(0, MAX_SIZE))
+    max_size: int = setting(0, between(0, MAX_SIZE), "0: no limit")
 
     def __post_init__(self):
         if self.max_size and self.min_size > self.max_size:

@@ -108,6 +108,7 @@ def test_tiny_experiment_loads(tmp_path):
     (("size = 3\n", "size = 3\nmin_size = 5\nmax_size = 2\n"), "setup", 14),
     (("[experiments]", "[hurdle]\nstage_tasks = 2\n\n[experiments]"), "hurdle.stage_tasks", 27),
     (("tournament_size = 4", "tournament_size = 40"), "evolution.tournament_size", 5),
+    (("size = 3\n", "size = 100000\n"), "setup.size", 16),  # a typo, not gigabytes of programs
 ])
 def test_bad_experiments_name_the_key_and_line(tmp_path, change, key, line):
     message = rejected(tmp_path, TINY.replace(*change, 1))
