@@ -97,7 +97,10 @@ class ProcessIslands:
 
 def _worker(pipe, island: int, setup: str):
     """A worker process: one island, answering commands until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
+    # The driver handles Ctrl-C and SIGTERM (sent to the whole group by a terminal or a job
+    # scheduler) and stops us once it has what it needs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     gc.disable()  # NOTE: for the worker's life, not per command: see Island.handle
     setup = json.loads(setup)
     # An island that cannot be built (say, its data files are missing here) answers with the

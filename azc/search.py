@@ -481,10 +481,13 @@ class _without_cyclic_gc:
 
 
 class _stop_on_sigint:
-    """While a search runs in the main thread, Ctrl-C asks it to stop at the next generation.
+    """While a search runs in the main thread, Ctrl-C (SIGINT) or SIGTERM (`kill`, `timeout`,
+    job schedulers) asks it to stop at the next generation, checkpointing as a time limit does.
 
-    A second Ctrl-C interrupts at once.
+    A second signal interrupts at once.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, search: Search):
         self.search = search
@@ -492,14 +495,16 @@ class _stop_on_sigint:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = [signal.signal(s, self._handle) for s in self.SIGNALS]
 
     def _handle(self, signum, frame):
         if self.search.stop_requested:
             raise KeyboardInterrupt
-        log.warning("interrupted: stopping after this generation")
+        log.warning("interrupted (%s): stopping after this generation",
+                    signal.Signals(signum).name)
         self.search.stop_requested = True
 
     def __exit__(self, *exc):
         if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+            for s, previous in zip(self.SIGNALS, self.previous, strict=True):
+                signal.signal(s, previous)

@@ -110,14 +110,15 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     same_result(whole, json.loads(stdout.decode().strip().splitlines()[-1]))
 
 
-def test_ctrl_c_leaves_a_checkpoint_and_the_best_program(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, kill or timeout
+def test_ctrl_c_leaves_a_checkpoint_and_the_best_program(tmp_path, signum):
     path = tiny(tmp_path)
     run = tmp_path / "c"
     process = _azc(path, "--seed", 3, "--out", run, "--engine", "reference",
                    "--checkpoint-every", 0)
     while not (run / "checkpoint.json").exists() and process.poll() is None:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     process.communicate(timeout=120)
     _readable(run)
     assert (run / "checkpoint.json").exists() and (run / "best.az").exists()
