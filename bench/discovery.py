@@ -88,6 +88,7 @@ def main(argv=None):
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
 
     seconds = [r["seconds"] for r in runs]
+    evolution = experiment.table.evolution
     rate = sum(r["individuals"] for r in runs) / sum(seconds)
     summary = {
         "seeds": len(runs), "solved": sum(r["solved"] for r in runs),
@@ -98,8 +99,8 @@ def main(argv=None):
         "individuals_per_cpu_second": round(sum(r["individuals"] for r in runs)
                                             / sum(r["cpu_seconds"] for r in runs)),
         "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs), "cpu": cpu,
-        "mode": experiment.table.evolution.mode, "deferred": args.deferred,
-        "batch": experiment.table.evolution.batch_size if experiment.table.evolution.mode == "batch" else 0,
+        "mode": evolution.mode, "deferred": args.deferred,
+        "batch": evolution.batch_size if evolution.mode == "batch" else 0,
         "fec": not args.no_fec, "runs": runs,
     }
     if args.json:
