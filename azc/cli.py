@@ -291,6 +291,8 @@ class _nothing:
 
 
 def _print_summary(summary: dict):
+    from azc.report import final_label
+
     state = ("solved" if summary["solved"] else
              "stopped at the time limit" if summary.get("time_limit") else
              "interrupted" if summary["interrupted"] else "done")
@@ -304,7 +306,7 @@ def _print_summary(summary: dict):
     if summary["best_program"] is None:
         return
     out.print(f"search fitness {summary['search_fitness']:.6f}, select fitness "
-              f"{summary['select_fitness']:.6f}, final fitness (unseen tasks) "
+              f"{summary['select_fitness']:.6f}, final fitness {final_label(summary)} "
               + ("-" if final is None else f"{final:.6f}"), highlight=False)
     out.print(escape(summary["best_program"].rstrip()), highlight=False)
 

@@ -186,6 +186,13 @@ class Experiment:
     def memory(self) -> MemoryShape:
         return self.mutation.memory
 
+    @property
+    def final_tasks_unseen(self) -> bool:
+        """Whether the final tasks differ from every experiment's select tasks (without
+        [[final_tasks]] they are the select tasks, which chose the winner)."""
+        return (self.final_tasks != self.select_tasks
+                or self.table.experiments.randomize_task_seeds)
+
 
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file."""

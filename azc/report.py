@@ -187,7 +187,8 @@ def summarize(path: str | Path, now: float | None = None) -> dict:
         summary["status_detail"] = summary["status_detail"].split("; continue it")[0]
     if result is not None:
         for key in ("search_fitness", "select_fitness", "final_fitness", "solved",
-                    "experiments", "individuals", "seconds", "individuals_per_second"):
+                    "experiments", "individuals", "seconds", "individuals_per_second",
+                    "final_tasks"):
             summary[key] = result.get(key)
         if result.get("select_fitness") is None:  # no experiment ended: nothing was selected
             summary["search_fitness"] = None
@@ -203,6 +204,12 @@ def summarize(path: str | Path, now: float | None = None) -> dict:
         summary["current"] = {"experiment": last["experiment"], "best": last["best"],
                               "mean": last["mean"], "island": last.get("island")}
     return summary
+
+
+def final_label(summary: dict) -> str:
+    """What the final fitness was measured on: unseen tasks, or (an experiment without
+    [[final_tasks]]) the select tasks that chose the program."""
+    return "(the select tasks)" if summary.get("final_tasks") == "select" else "(unseen tasks)"
 
 
 def _experiment_name(run: Path, result: dict | None) -> str | None:
@@ -289,7 +296,7 @@ def summary_view(summary: dict):
         ("status", f"[{colours.get(status, 'white')}]{status}[/] "
                    f"({escape(summary['status_detail'])})"),
         ("fitness", f"search {_fitness(summary['search_fitness'])}, select "
-                    f"{_fitness(summary['select_fitness'])}, final (unseen tasks) "
+                    f"{_fitness(summary['select_fitness'])}, final {final_label(summary)} "
                     f"{_fitness(summary['final_fitness'])}"),
     ]
     current = summary["current"]

@@ -230,7 +230,8 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
     log.info("search with seed %d", seed)
     summary = {"seed": seed, "experiment": experiment.table.name,
                "run_directory": str(rundir.path) if rundir is not None else None,
-               **search.run().summary()}
+               **search.run().summary(),
+               "final_tasks": "unseen" if experiment.final_tasks_unseen else "select"}
     # A stop at max_seconds is the run's plan, not an accident: say which it was.
     summary["time_limit"] = bool(summary["interrupted"] and summary["seconds"] >= max_seconds)
     if rundir is not None:

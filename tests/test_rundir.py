@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from azc.cli import app
+from azc.experiment import load_experiment
 from azc.parse import parse, parse_file
 from azc.rundir import evolve, read_progress
-from tests.test_experiment import TINY
+from tests.test_experiment import EXPERIMENTS, TINY
 
 RESULT_KEYS = ("search_fitness", "select_fitness", "final_fitness", "experiments",
                "individuals", "best_program", "solved", "seed")
@@ -339,3 +340,14 @@ def test_resuming_a_finished_copied_run_names_the_copy_and_says_it_is_done(tmp_p
     assert again["run_directory"] == str(tmp_path / "copy")
     assert "already finished" in caplog.text
     assert again["best_program"] == first["best_program"]
+
+
+def test_final_fitness_says_when_it_was_measured_on_the_select_tasks(tmp_path):
+    path = tiny(tmp_path)  # no [[final_tasks]]: the final tasks are the select tasks
+    result = CliRunner().invoke(app, ["evolve", str(path), "--seed", "2", "--engine", "reference",
+                                      "--workers", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "final fitness (the select tasks)" in result.output
+    shown = CliRunner().invoke(app, ["show", str(tmp_path / "r")], terminal_width=200)
+    assert "final (the select tasks)" in shown.output
+    assert load_experiment(EXPERIMENTS / "demo.toml").final_tasks_unseen
