@@ -221,8 +221,11 @@ def experiment_from(document: TomlFile, base: Path = Path(".")) -> Experiment:
         sizes = {spec.features_size for spec in kind_specs}
         if len(sizes) > 1:
             raise error((key,), f"all tasks of an experiment need one feature size, got {sizes}")
-    if {s.features_size for s in search} != {s.features_size for s in select + final}:
-        raise error(("select_tasks",), "select and final tasks need the search tasks' features")
+    features = search[0].features_size
+    for kind_specs, key in ((select, "select_tasks"), (final, "final_tasks")):
+        if kind_specs[0].features_size != features:
+            raise error((key,), f"features {kind_specs[0].features_size}: select and final tasks "
+                                f"need the search tasks' features ({features})")
 
     mutation = MutationSettings(
         memory=memory,

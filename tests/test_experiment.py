@@ -187,3 +187,10 @@ def test_a_component_without_ops_keeps_its_size_in_no_ops(tmp_path):
     generator = Generator("random", exp.sizes, Mutator(exp.mutation, random.Random(0)))
     setup = format_program(generator.initial_program()).split("def predict")[0]
     assert setup.count("noop()") == 3
+
+
+def test_final_tasks_with_other_features_are_named_with_their_line(tmp_path):
+    final = '\n[[final_tasks]]\nkind = "linear"\nfeatures = 8\nnum_tasks = 2\n'
+    message = rejected(tmp_path, TINY + final)
+    assert "final_tasks" in message and "features 8" in message and "(4)" in message, message
+    assert f":{TINY.count(chr(10)) + 2}:" in message, message
