@@ -122,6 +122,8 @@ def test_syntax_error_gives_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         read_toml(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match=r"is a directory, not a TOML file$"):
+        read_toml(tmp_path)
 
 
 def test_from_table_without_file():
