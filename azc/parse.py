@@ -224,7 +224,13 @@ def _syntax_error(fault: UnexpectedInput, source: Source, text: str) -> ParseErr
     if token.type == "$END":
         line, column = len(source.lines), len(source.lines[-1]) + 1 if source.lines else 1
 
-    if token.type == "_INDENT":
+    unknown = _unknown_address(source, line, column)
+    if unknown is not None:
+        name, column = unknown
+        message = (f"unknown address `{name}`: addresses are s (scalar), v (vector) or "
+                   "m (matrix) and a number, as s1, v0, m2")
+        width = len(name)
+    elif token.type == "_INDENT":
         message = "unexpected indentation: a component's instructions must line up"
     elif "_INDENT" in expected:
         message = "expected an indented block of instructions (write `pass` for none)"
@@ -235,6 +241,17 @@ def _syntax_error(fault: UnexpectedInput, source: Source, text: str) -> ParseErr
         wanted = _one_of([TERMINALS.get(t, f"`{t}`") for t in sorted(expected) if t != "SLOT"])
         message = f"unexpected {_describe(token)}; expected {wanted}"
     return source.error(message, line, column, width)
+
+
+def _unknown_address(source: Source, line: int, column: int) -> tuple[str, int] | None:
+    """(name, column) of a would-be address (a letter and digits, as `x1`) just before the
+    fault on its line: the grammar reads it as a name, and complains about what follows."""
+    if not 1 <= line <= len(source.lines):
+        return None
+    found = re.search(r"\b([A-Za-z]\d+)\s*$", source.lines[line - 1][:column - 1])
+    if found is None or re.fullmatch(r"[svm]\d+", found.group(1)):
+        return None
+    return found.group(1), found.start(1) + 1
 
 
 # --- instructions ------------------------------------------------------------------------------

@@ -139,6 +139,10 @@ ERRORS = [
     ("def learn():\n    s1 = 2 / s0\n", 2, 5, ["`s = 1 / s`"]),
     ("def learn():\n    s1 = s0 s1\n", 2, 13, ["address `s1`", "operator", "end of line"]),
     ("def learn():\n    noop\n", 2, 9, ["`(`"]),
+    ("def learn():\n    s1 = dot(x1, v0)\n", 2, 14, ["unknown address `x1`"]),
+    ("def learn():\n    s1 = dot(v1, x0)\n", 2, 18, ["unknown address `x0`"]),
+    ("def learn():\n    x1 = 0.01\n", 2, 5, ["unknown address `x1`"]),
+    ("def learn():\n    s1 = w2\n", 2, 10, ["unknown address `w2`"]),
 ]
 
 
