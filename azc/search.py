@@ -171,6 +171,7 @@ class Search:
         self._started = time.monotonic()
         self._individuals_before = 0
         self._last_progress = self._last_checkpoint = 0.0
+        self._reported = -1  # individuals at the last progress record
         self._best_search: tuple | None = None  # (program, fitness) shown to monitors
         self._resume_state: dict | None = None
 
@@ -272,6 +273,8 @@ class Search:
         self._after_generation()  # report the initial population
         if state.champion is None and not self.stop_requested:
             state.evolution.run(remaining, should_stop=self._after_generation)
+        if self._reported != self.individuals():  # the last generations, whatever the clock
+            self._report(state.evolution.stats())
 
     def _after_generation(self) -> bool:
         """Between generations: report, maybe checkpoint, maybe check the select tasks."""
@@ -359,6 +362,7 @@ class Search:
     def _report(self, stats):
         scorer = self.current.scorer
         seconds = self.seconds()
+        self._reported = self.individuals()
         record = {
             "experiment": self.current.index, "individuals": self.individuals(),
             "seconds": round(seconds, 3),

@@ -351,3 +351,27 @@ def test_final_fitness_says_when_it_was_measured_on_the_select_tasks(tmp_path):
     shown = CliRunner().invoke(app, ["show", str(tmp_path / "r")], terminal_width=200)
     assert "final (the select tasks)" in shown.output
     assert load_experiment(EXPERIMENTS / "demo.toml").final_tasks_unseen
+
+
+def test_each_experiment_ends_with_a_progress_record_of_its_last_generation(tmp_path):
+    from azc.search import Monitor, Search
+
+    class Records(Monitor):
+        def __init__(self):
+            self.records, self.done = [], []
+
+        def progress(self, record):
+            self.records.append(record)
+
+        def experiment_done(self, record):
+            self.done.append((record, self.records[-1]))
+
+    records = Records()
+    search = Search(load_experiment(tiny(tmp_path)), 3, engine="reference", monitors=[records],
+                    progress_seconds=1e9)  # the clock alone would report only the first
+    outcome = search.run()
+    assert len(records.done) == outcome.experiments == 2
+    for done, last in records.done:
+        assert last["experiment"] == done["experiment"]
+        assert last["best"] == done["search_fitness"]
+        assert last["individuals"] == done["individuals"]
