@@ -354,19 +354,14 @@ def test_final_fitness_says_when_it_was_measured_on_the_select_tasks(tmp_path):
 
 
 def test_each_experiment_ends_with_a_progress_record_of_its_last_generation(tmp_path):
-    from azc.search import Monitor, Search
+    from azc.search import Search
+    from tests.test_islands import Records
 
-    class Records(Monitor):
-        def __init__(self):
-            self.records, self.done = [], []
-
-        def progress(self, record):
-            self.records.append(record)
-
-        def experiment_done(self, record):
+    class LastRecords(Records):
+        def experiment_done(self, record):  # with the progress record just before it
             self.done.append((record, self.records[-1]))
 
-    records = Records()
+    records = LastRecords()
     search = Search(load_experiment(tiny(tmp_path)), 3, engine="reference", monitors=[records],
                     progress_seconds=1e9)  # the clock alone would report only the first
     outcome = search.run()
