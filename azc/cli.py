@@ -88,7 +88,7 @@ def run(
     tasks_file: Path = typer.Option(None, help="Task collection from a TOML file instead."),
     experiment: Path = typer.Option(None, help="An experiment file's final tasks and memory "
                                                "instead."),
-    seed: int = typer.Option(0, help="Seed of the programs' random ops."),
+    seed: int = typer.Option(0, min=0, help="Seed of the programs' random ops, 0 or more."),
     max_abs_error: float = typer.Option(None, help="Error that stops training early "
                                                    "(default 100)."),
     memory: str = typer.Option(None, help="Memory as scalars/vectors/matrices, e.g. 4/3/1."),

@@ -151,9 +151,14 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
             train = len(labels) - valid
         elif table.valid is None and table.train is not None:
             valid = len(labels) - train
-        for key, count in (("train", train), ("valid", valid)):
+        for key, count, other in (("train", train, "valid"), ("valid", valid, "train")):
             if count < 1:
-                raise fail(key, f"leaves {count} {key} examples of the file's {len(labels)} rows")
+                taken = valid if other == "valid" else train
+                if getattr(table, key) is None:
+                    raise fail(key, f"no {key} examples left: the file has {len(labels)} rows "
+                               f"and {other} takes {taken}")
+                raise fail(key, f"gives {count} of the file's {len(labels)} rows; a task "
+                           f"needs at least one {key} example")
     if features not in tasks.FEATURE_SIZES:
         raise fail("features", f"must be one of {', '.join(map(str, tasks.FEATURE_SIZES))}, "
                    f"got {features}")

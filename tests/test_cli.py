@@ -67,3 +67,11 @@ def test_a_full_disk_mid_run_is_a_message_and_the_last_checkpoint_stays(tmp_path
     assert "checkpoint.json: No space left on device" in result.output
     assert "Traceback" not in result.output
     assert len(calls) > 1 and (out / "checkpoint.json").exists()
+
+
+def test_run_and_evolve_take_the_same_seeds():
+    # `azc run --seed -1` used to run, where `azc evolve --seed -1` was refused
+    for command in (["run", "examples/linear_regression.az"], ["evolve", "--no-save"]):
+        result = CliRunner().invoke(app, [*command, "--seed", "-1"])
+        assert result.exit_code == 2, result.output
+        assert "--seed" in result.output
