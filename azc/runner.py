@@ -116,6 +116,9 @@ def task_specs(tasks_file: str | Path | None, flags: dict) -> list[TaskSpec]:
             raise ConfigError(f"--tasks-file and task flags (such as --{flag}) exclude each "
                               "other: put the settings in the file")
         return load_task_file(tasks_file)
+    if given.get("kind") == "fixed":
+        raise ConfigError("--kind fixed: fixed tasks list their examples, which flags cannot "
+                          "hold; write them in a task file and pass --tasks-file")
     if "path" in given and "kind" not in given:
         given["kind"] = _kind_of(Path(given["path"]))
     return task_specs_from_flags(**given)

@@ -154,6 +154,7 @@ def test_parse_error(tmp_path):
     (["--data", "nothing.txt"], "--data: cannot tell the task kind"),
     (["--tasks-file", "none.toml"], "none.toml: no such file"),
     (["--tasks-file", "none.toml", "--tasks", 3], "exclude each other"),
+    (["--kind", "fixed"], "write them in a task file and pass --tasks-file"),
 ])
 def test_bad_flags(program, args, message):
     assert message in " ".join(errors_of(program, *args).split())
