@@ -11,7 +11,7 @@ refinements) over 128 strips of equal area, X[0] > X[1] = R > ... > X[128] = 0:
     bits = next 64-bit word                      # two mt19937 words, the first one high
     i = bits & 127                               # strip
     x = U(-1, 1)[bits] * X[i]                    # the sign and the fraction from the same bits
-    if |x| < X[i+1]: return x                    # inside the strip's rectangle (~99%)
+    if |x| < X[i+1]: return x                    # inside the strip's rectangle (~97%)
     if i == 0: return the tail beyond R, signed as x    # Marsaglia's tail method
     if P[i+1] + U(0, 1) * (P[i] - P[i+1]) < exp(-x^2 / 2): return x     # in the wedge
     start again with the next word
@@ -127,8 +127,9 @@ def _tail(engine: Mt19937, offset: int, negative: bool) -> tuple[float, int]:
 def gaussian(engine: Mt19937, count: int) -> np.ndarray:
     """`count` draws of absl::Gaussian<double>(engine, 0, 1), in order.
 
-    Tests run on a block of words at once; only the words outside their rectangle (about 3
-    in 100) are walked one by one, to find which words the wedge and tail steps consume.
+    The rectangle and wedge tests run on a block of words at once; only the words outside
+    their rectangle (about 3 in 100) are walked one by one, to find the words that the wedge
+    and tail steps consume.
     """
     draws = []
     remaining = count
