@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from azc.absl_random import Mt19937, gaussian
 from azc.errors import ConfigError
 
 RMS, ACCURACY = "rms", "accuracy"
@@ -51,8 +52,9 @@ class Task:
 
 # --- task specifications and generators ---------------------------------------------------------
 # Synthetic tasks follow the original's task_util.h (reference §8): Gaussian features, a teacher
-# with seeded weights, and epoch shuffles fixed at creation. The samplers are NumPy's, so the
-# numbers differ from the original's Abseil draws; the distributions are the same.
+# with seeded weights, and epoch shuffles fixed at creation. Features and weights are the
+# original's own numbers (absl::Gaussian on mt19937, see azc.absl_random); the epoch shuffles
+# are NumPy's, not libstdc++'s std::shuffle.
 
 FEATURE_SIZES = (2, 4, 8, 16, 32)
 EVAL_TYPES = (RMS, ACCURACY)
@@ -184,16 +186,16 @@ def _require(condition: bool, spec: TaskSpec, message: str):
         raise ConfigError(f"{spec.kind} tasks: {message}")
 
 
-def _gaussian_features(rng: np.random.RandomState, spec: TaskSpec):
+def _gaussian_features(engine: Mt19937, spec: TaskSpec):
     """N(0, 1) features, every training example then every validation example."""
     F = spec.features_size
-    train = rng.standard_normal((spec.num_train_examples, F))
-    valid = rng.standard_normal((spec.num_valid_examples, F))
+    train = gaussian(engine, spec.num_train_examples * F).reshape(-1, F)
+    valid = gaussian(engine, spec.num_valid_examples * F).reshape(-1, F)
     return train, valid
 
 
-def _seeded(seed: int, offset: int) -> np.random.RandomState:
-    return np.random.RandomState((seed + offset) % 2**32)
+def _seeded(seed: int, offset: int) -> Mt19937:
+    return Mt19937((seed + offset) % 2**32)
 
 
 @register("linear")
@@ -201,7 +203,7 @@ def linear_examples(spec: TaskSpec, param_seed: int, data_seed: int) -> Examples
     """Labels from a linear teacher, y = w . x, with w ~ N(0, 1): no noise, no bias (§8.3)."""
     _require(spec.eval_type == RMS, spec, "eval_type must be rms")
     train, valid = _gaussian_features(_seeded(data_seed, LINEAR_DATA_OFFSET), spec)
-    weights = _seeded(param_seed, LINEAR_PARAM_OFFSET).standard_normal(spec.features_size)
+    weights = gaussian(_seeded(param_seed, LINEAR_PARAM_OFFSET), spec.features_size)
     return Examples(train, train @ weights, valid, valid @ weights)
 
 
@@ -213,10 +215,11 @@ def nn_examples(spec: TaskSpec, param_seed: int, data_seed: int) -> Examples:
     train, valid = _gaussian_features(_seeded(data_seed, NN_DATA_OFFSET), spec)
 
     # The original draws the hidden layer row by row, then the output layer.
-    param_rng = _seeded(param_seed, NN_PARAM_OFFSET)
-    hidden = param_rng.standard_normal((spec.features_size, spec.features_size))
+    F = spec.features_size
+    param_engine = _seeded(param_seed, NN_PARAM_OFFSET)
+    hidden = gaussian(param_engine, F * F).reshape(F, F)
     hidden[[0, 2]] = 0.0
-    output = param_rng.standard_normal(spec.features_size)
+    output = gaussian(param_engine, F)
     output[[0, 2]] = 0.0
 
     def teacher(x):

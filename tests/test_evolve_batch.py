@@ -380,11 +380,11 @@ def test_same_seed_same_run_and_checkpoints_resume_exactly():
 def test_a_short_demo_run_improves():
     search, evolution = started(demo(population=1000, batch=500))
     start = evolution.stats()
-    for _ in range(40):  # 40,000 children: past the constant predictors' plateau at 0.357
+    for _ in range(40):  # 40,000 children: the population moves off the constant predictors
         evolution.generation()
     end = evolution.stats()
-    assert end.best_fitness > start.best_fitness + 0.05
-    assert end.mean > start.mean + 0.03
+    assert end.best_fitness > start.best_fitness + 0.02
+    assert end.mean > start.mean + 0.05
 
 
 def test_resizing_runs_score_as_their_programs():

@@ -3,12 +3,15 @@
 import numpy as np
 import pytest
 
+from azc.absl_random import Mt19937, gaussian
 from azc.errors import ConfigError
 from azc.tasks import (
     ACCURACY,
     DEFAULT_DATA_SEEDS,
     DEFAULT_PARAM_SEEDS,
     GENERATORS,
+    LINEAR_DATA_OFFSET,
+    LINEAR_PARAM_OFFSET,
     NN_PARAM_OFFSET,
     RMS,
     SHUFFLE_OFFSET,
@@ -68,9 +71,9 @@ def test_nn_task_labels_come_from_a_relu_teacher_with_rows_0_and_2_zeroed():
     task = make_tasks(spec("nn", train=4000, param_seeds=(7,)))[0]
 
     # Drawn in the original's order: hidden matrix row by row, then the output vector.
-    rng = np.random.RandomState(7 + NN_PARAM_OFFSET)
-    hidden = rng.standard_normal((4, 4))
-    output = rng.standard_normal(4)
+    engine = Mt19937(7 + NN_PARAM_OFFSET)
+    hidden = gaussian(engine, 16).reshape(4, 4)
+    output = gaussian(engine, 4)
     hidden[[0, 2]] = 0.0
     output[[0, 2]] = 0.0
     expected = np.maximum(task.train_features @ hidden.T, 0.0) @ output
@@ -78,6 +81,25 @@ def test_nn_task_labels_come_from_a_relu_teacher_with_rows_0_and_2_zeroed():
 
     # Two live hidden units of four: both are off for about a quarter of the examples.
     assert 0.2 < np.mean(task.train_labels == 0.0) < 0.3
+
+
+def test_nn_task_has_the_values_the_original_pins():
+    # task_util_test.cc: F=4, param seed 1000, data seed 10000, 1000 train / 100 valid.
+    task = make_tasks(spec("nn", train=1000, valid=100, param_seeds=(1000,),
+                           data_seeds=(10000,)))[0]
+    np.testing.assert_allclose(task.train_features[0], [1.30836, -0.192507, 0.549877, -0.667065],
+                               rtol=1e-5)
+    np.testing.assert_allclose(task.train_labels[[0, 994]], [1.508635, -2.8410525], rtol=1e-6)
+    np.testing.assert_allclose(task.valid_labels[98], -0.66133333, rtol=1e-6)
+
+
+def test_linear_task_draws_features_then_weights_from_their_own_engines():
+    task = make_tasks(spec(train=30, valid=5, param_seeds=(3,), data_seeds=(4,)))[0]
+    features = gaussian(Mt19937(4 + LINEAR_DATA_OFFSET), 35 * 4).reshape(35, 4)
+    weights = gaussian(Mt19937(3 + LINEAR_PARAM_OFFSET), 4)
+    np.testing.assert_array_equal(task.train_features, features[:30])
+    np.testing.assert_array_equal(task.valid_features, features[30:])
+    np.testing.assert_allclose(task.valid_labels, features[30:] @ weights, rtol=1e-12)
 
 
 def test_nn_task_needs_three_features_and_teachers_need_rms():
