@@ -289,7 +289,7 @@ entry:
   %h1 = add i64 %h, 1
   store i64 %h1, ptr %hp
   %forget = call i64 @get(ptr %t, i64 {FORGET})
-  %on = icmp sgt i64 %forget, 0
+  %on = icmp ne i64 %forget, 0
   %reached = icmp sge i64 %h1, %forget
   %drop = and i1 %on, %reached
   br i1 %drop, label %forget_it, label %keep
