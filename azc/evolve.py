@@ -32,10 +32,10 @@ from hashlib import blake2b
 import numpy as np
 
 from azc.budget import TrainBudget
-from azc.fec import LRUCache
 from azc.fitness import MIN_FITNESS
 from azc.generator import Generator
 from azc.ir import Program, instruction_key
+from azc.lru import LRUTable
 from azc.mutator import Mutator
 from azc.passes import effects_of, live_outs  # the optimizer's liveness facts
 from azc.rng import evaluation_seed
@@ -66,15 +66,15 @@ class FunctionalCache:
     A program's fingerprint is its errors over a short run (`evaluator` is built with the
     fingerprint's train and validation counts and the fixed FEC seed) plus the train budget;
     programs with equal fingerprints share a fitness from an LRU cache that forgets an entry
-    after `forget_every` hits. Lookups and inserts happen in the batch's order, with each
-    insert's fitness filled in after the batch's evaluation, so a batch behaves exactly as the
-    same programs one at a time.
+    after `forget_every` hits (azc.lru.LRUTable, native: one call per batch). Lookups and
+    inserts happen in the batch's order, with each insert's fitness filled in after the batch's
+    evaluation, so a batch behaves exactly as the same programs one at a time.
     """
 
     def __init__(self, evaluator, budget: int, size: int = 100_000, forget_every: int = 100):
         self.evaluator = evaluator
         self.budget = budget
-        self.cache = LRUCache(size, forget_every)
+        self.table = LRUTable(size, forget_every)
         self.lookups = self.hits = 0
 
     def keys(self, programs) -> list[int]:
@@ -104,24 +104,36 @@ class FunctionalCache:
             keys.append(_digest(*parts, budget))
         return keys
 
-    def lookup(self, key: int) -> list:
-        """The cell holding the fitness for `key`: filled if known, else a new empty cell."""
-        self.lookups += 1
-        cell = self.cache.get(key)
-        if cell is not None:
-            self.hits += 1
-            return cell
-        cell = [None]
-        self.cache.put(key, cell)
-        return cell
+    def score(self, keys, evaluate) -> np.ndarray:
+        """Fitness per fingerprint of a batch, as one-by-one lookups in order would find it.
+
+        The first row of a new fingerprint is evaluated (`evaluate(rows)`: their fitness,
+        rows an index array) and later rows with its fingerprint share its fitness; every row
+        but those first ones counts as a hit.
+        """
+        keys = np.asarray(keys, dtype=np.uint64)
+        fitness, source, hits = self.table.find(keys)
+        self.lookups += len(keys)
+        self.hits += hits
+        fresh = np.flatnonzero(source == np.arange(len(keys)))
+        if fresh.size:
+            found = np.asarray(evaluate(fresh), dtype=np.float64)
+            self.table.fill(keys, fresh, found)
+            by_row = np.empty(len(keys))
+            by_row[fresh] = found
+            shared = source >= 0
+            fitness[shared] = by_row[source[shared]]
+        return fitness
 
     def state(self) -> list:
-        return [[key, cell[0], hits] for key, (cell, hits) in self.cache._entries.items()]
+        """[key, fitness, hits] per entry, least recently used first (for checkpoints)."""
+        entries = self.table.entries()
+        return [list(entry) for entry in zip(entries["key"].tolist(), entries["value"].tolist(),
+                                             entries["hits"].tolist(), strict=True)]
 
     def restore(self, entries: list):
         for key, fitness, hits in entries:
-            self.cache.put(key, [fitness])
-            self.cache._entries[key][1] = hits
+            self.table.put(key, fitness, hits)
 
 
 def _digest(*parts: bytes) -> int:
@@ -220,18 +232,10 @@ class Scorer:
 
     def _evaluate_functional(self, programs, seeds) -> list[float]:
         """Fingerprint the batch; evaluate only programs whose fingerprint is not cached."""
-        cells = [self.functional.lookup(key) for key in self.functional.keys(programs)]
-        # The first program with a new fingerprint is evaluated; later ones share its cell.
-        fresh, filling = [], set()
-        for i, cell in enumerate(cells):
-            if cell[0] is None and id(cell) not in filling:
-                filling.add(id(cell))
-                fresh.append(i)
-        if fresh:
-            results = self._evaluate([programs[i] for i in fresh], [seeds[i] for i in fresh])
-            for i, fitness in zip(fresh, results, strict=True):
-                cells[i][0] = float(fitness)
-        return [cell[0] for cell in cells]
+        def evaluate(rows):
+            return self._evaluate([programs[i] for i in rows], [seeds[i] for i in rows])
+
+        return self.functional.score(self.functional.keys(programs), evaluate).tolist()
 
     def score(self, programs) -> list[float]:
         """Fitness of each program, in order (for initialization and tests)."""

@@ -256,28 +256,13 @@ class BatchEvolution:
             scores[rows] = self._evaluate(codes, data, sizes, packed, seeds)
             return scores
         keys = self._fingerprint_keys(codes, data, sizes, packed)
-        # FunctionalCache.lookup inlined (this loop is per child): a new fingerprint gets an
-        # empty cell and its first child is evaluated; later ones share the cell.
-        cells, fresh = [], []
-        get, put = functional.cache.get, functional.cache.put
-        for i, key in enumerate(keys):
-            cell = get(key)
-            if cell is None:
-                cell = [None]
-                put(key, cell)
-                fresh.append(i)
-            else:  # known, or new in this batch: a hit either way, as in lookup()
-                functional.hits += 1
-            cells.append(cell)
-        functional.lookups += len(keys)
-        if fresh:
-            fresh = np.array(fresh)
+
+        def evaluate(fresh):
             sub = None if packed is None else subset(packed, fresh)
-            found = self._evaluate(codes[fresh], data[fresh], sizes[fresh], sub,
-                                   [seeds[i] for i in fresh.tolist()])
-            for i, fitness in zip(fresh.tolist(), found.tolist(), strict=True):
-                cells[i][0] = fitness
-        scores[rows] = [cell[0] for cell in cells]
+            return self._evaluate(codes[fresh], data[fresh], sizes[fresh], sub,
+                                  [seeds[i] for i in fresh.tolist()])
+
+        scores[rows] = functional.score(keys, evaluate)
         return scores
 
     def _in_component(self, sizes: np.ndarray) -> list[np.ndarray]:
@@ -332,8 +317,8 @@ class BatchEvolution:
         return np.asarray(evaluator.fitness_batch(self._programs(codes, data, sizes)),
                           np.float64)
 
-    def _fingerprint_keys(self, codes, data, sizes, packed: Packed | None) -> list[int]:
-        """One key per program: its short-run errors hashed with the budget (reference §12).
+    def _fingerprint_keys(self, codes, data, sizes, packed: Packed | None):
+        """One 64-bit key per program: its short-run errors hashed with the budget (§12).
 
         `packed` holds the programs packed for the evaluator; the fingerprinter reads the same
         records when built for the same shape (as Search builds it).
@@ -350,7 +335,7 @@ class BatchEvolution:
         if packed is None or getattr(fingerprinter, "_fallback", None) is not None:
             return functional.keys(self._programs(codes, data, sizes))
         words = np.concatenate([train, valid], axis=1).view(np.uint64)
-        return hash_rows(words, functional.budget).tolist()
+        return hash_rows(words, functional.budget)
 
     def _pack(self, evaluator, codes, data) -> Packed | None:
         """The native records of these programs, or None for evaluators without them."""

@@ -110,6 +110,8 @@ class LRUCache:
 
     A hit moves the entry to the front and counts it (an entry starts at 1 on insert); when the
     count reaches `forget_every` (0: never) the entry is deleted right after being returned.
+    NOTE: evolution's FEC uses azc.lru.LRUTable, the same cache natively; this one is its
+    model in the tests.
     """
 
     def __init__(self, capacity: int = CACHE_SIZE, forget_every: int = FORGET_EVERY):
