@@ -23,6 +23,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from azc.budget import TrainBudget
@@ -136,10 +137,18 @@ class ExperimentState:
     eval_seed: int
     evolution: RegularizedEvolution
     scorer: Scorer
-    select_evaluator: object
+    make_select: Callable[[], object]  # the select evaluator's maker: islands never need it
     steps_at_start: int = 0
     checked_above: float = -math.inf  # early select: best search fitness already checked
     champion: tuple | None = None  # (program, search fitness) that passed early select
+    _select: object = None
+
+    @property
+    def select_evaluator(self):
+        """The evaluator of the select tasks, made (tasks and all) on first use."""
+        if self._select is None:
+            self._select = self.make_select()
+        return self._select
 
 
 @dataclass
@@ -219,7 +228,11 @@ class Search:
         search_tasks = make_collection(search_specs)
         evaluator = make_evaluator(search_tasks, exp.memory, combine=table.evolution.combine,
                                    **options)
-        select = make_evaluator(make_collection(select_specs), exp.memory, **options)
+        memory, select_options = exp.memory, dict(options)
+
+        def select():
+            return make_evaluator(make_collection(select_specs), memory, **select_options)
+
         scorer = self._scorer(search_tasks, evaluator, options)
         if table.evolution.mode == "batch":  # its own stream, from seeds already drawn
             evolution = BatchEvolution(scorer, self.mutator, self.generator,

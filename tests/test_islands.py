@@ -115,6 +115,31 @@ def test_immigrants_replace_the_oldest_and_join_as_the_youngest():
     assert evolution.fitness[-3:] == [0.123] * 3
 
 
+def test_an_island_never_builds_the_select_tasks(monkeypatch):
+    # the driver scores candidates on them; islands used to build them every experiment
+    import azc.search
+    from azc.tasks import TaskSpec
+
+    built = []
+    make_collection = azc.search.make_collection
+
+    def recording(specs: list[TaskSpec]):
+        built.extend(spec.num_tasks for spec in specs)
+        return make_collection(specs)
+
+    monkeypatch.setattr(azc.search, "make_collection", recording)
+    exp = experiment()
+    island = Island(exp, 0, seed=1, engine="reference")
+    for index in range(2):
+        island.handle(json.dumps({"command": "begin", "experiment": index, "task_seed": 3,
+                                  "eval_seed": 4}))
+    assert built == [spec.num_tasks for spec in exp.search_tasks] * 2
+    # a single search still scores on them, made when first asked for
+    assert island.search.current.select_evaluator.fitness_batch(
+        [island.search.current.evolution.best()[0]])
+    assert built[-len(exp.select_tasks):] == [spec.num_tasks for spec in exp.select_tasks]
+
+
 def test_the_select_evaluator_is_made_in_the_background_and_scores_alike():
     from azc.islands import _Current
 
