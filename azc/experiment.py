@@ -142,7 +142,7 @@ class Experiments:
 
 @dataclass(frozen=True)
 class IslandsTable:
-    migrate_every: int = setting(50_000, at_least(1), "individuals each island evolves between "
+    migrate_every: int = setting(100_000, at_least(1), "individuals each island evolves between "
                                                       "migrations (rounded up to generations)")
     deterministic: bool = setting(False, help="migrate in lockstep: one seed, one result, "
                                               "however the islands run")
