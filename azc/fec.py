@@ -1,29 +1,22 @@
-"""Fitness caching: skip evaluating a child that is an algorithm already seen.
+"""Functional equivalence checking (reference §12): a program's fingerprint and the LRU cache.
 
-Two keys name a program's behaviour, and one cache (FitnessCache) serves evolution with both:
+Run the program briefly with a fixed seed, recording its errors on 10 training and 10
+validation examples per task, and hash those errors with the task index and the train budget:
+programs that differ in text but compute alike share a fingerprint. It is a heuristic (equal
+errors early need not mean equal fitness later), so, as in the original, a cached fitness is
+forgotten after `forget_every` hits and is then evaluated afresh.
 
-- structural: the hash of its canonical form (azc.hashing) and its budgeted number of train
-  examples. Exact: equal keys mean equal fitness, bit for bit, so entries are never forgotten.
-- functional, as the original's functional equivalence checking (reference §12): run the
-  program briefly with a fixed seed, recording its errors on 10 training and 10 validation
-  examples per task, and hash those errors with the task index and the train budget. Programs
-  that differ in text but compute alike share a fingerprint. It is a heuristic (equal errors
-  early need not mean equal fitness later), so, as in the original, an entry is forgotten after
-  `forget_every` hits and is then evaluated afresh.
-
-    fitness = cache.structural(key)                     # free
-    if fitness is None: errors = short run; fitness = cache.functional(fingerprint(errors))
-    if fitness is None: fitness = evaluate(program); cache.store(fitness, key, fingerprint)
-
-The fingerprint hashes NumPy arrays of errors, so either the reference executor
-(`azc.reference.run_task(record=True)`, see `reference_errors`) or a native engine's batch
-error recording can feed it: the same errors give the same hash. Errors are hashed bit for bit
-after mapping -0.0 to 0.0, as the original's std::hash<double> does; no rounding.
+This module holds the definitions: `fingerprint` from recorded errors (the reference
+executor's, `reference_errors`, or a native engine's, `batch_fingerprints`) and `LRUCache`, the
+original's cache. Evolution runs the same scheme faster: azc.evolve.Scorer asks its exact cache
+(by structural hash) first, then azc.evolve.FunctionalCache, whose keys hash the engine's
+recorded errors in one pass (azc.pack_batch.hash_rows) and whose cache is azc.lru.LRUTable,
+tested against LRUCache. Errors are hashed bit for bit after mapping -0.0 to 0.0, as the
+original's std::hash<double> does; no rounding.
 """
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from hashlib import blake2b
 
 import numpy as np
@@ -149,71 +142,3 @@ class LRUCache:
 
     def __len__(self):
         return len(self._entries)
-
-
-@dataclass
-class CacheStats:
-    """Lookups and hits of each key kind."""
-
-    structural_lookups: int = 0
-    structural_hits: int = 0
-    functional_lookups: int = 0
-    functional_hits: int = 0
-
-    @property
-    def structural_rate(self) -> float:
-        return self.structural_hits / self.structural_lookups if self.structural_lookups else 0.0
-
-    @property
-    def functional_rate(self) -> float:
-        return self.functional_hits / self.functional_lookups if self.functional_lookups else 0.0
-
-    @property
-    def hit_rate(self) -> float:
-        """Share of programs answered from the cache (each program's first lookup counts once)."""
-        hits = self.structural_hits + self.functional_hits
-        return hits / self.structural_lookups if self.structural_lookups else 0.0
-
-
-class FitnessCache:
-    """The one fitness cache evolution asks: by structure (exact), then by function (FEC).
-
-    Structural keys are `structure_key(structural_hash, train_budget)`: the budget belongs in
-    the key because it is decided on the program as evolved, dead code included (reference §13).
-    """
-
-    def __init__(self, size: int = CACHE_SIZE, forget_every: int = FORGET_EVERY,
-                 functional: bool = True):
-        self.by_structure = LRUCache(size, forget_every=0)
-        self.by_function = LRUCache(size, forget_every) if functional else None
-        self.stats = CacheStats()
-
-    def structural(self, key):
-        """Cached fitness of a canonical form, or None."""
-        self.stats.structural_lookups += 1
-        fitness = self.by_structure.get(key)
-        if fitness is not None:
-            self.stats.structural_hits += 1
-        return fitness
-
-    def functional(self, key):
-        """Cached fitness of a fingerprint, or None (always None with FEC off)."""
-        if self.by_function is None:
-            return None
-        self.stats.functional_lookups += 1
-        fitness = self.by_function.get(key)
-        if fitness is not None:
-            self.stats.functional_hits += 1
-        return fitness
-
-    def store(self, fitness: float, structure=None, function=None):
-        """Remember a fitness under the keys given."""
-        if structure is not None:
-            self.by_structure.put(structure, fitness)
-        if function is not None and self.by_function is not None:
-            self.by_function.put(function, fitness)
-
-
-def structure_key(structural_hash: int, train_budget: int) -> tuple[int, int]:
-    """The structural cache key: canonical form and budgeted train examples."""
-    return (structural_hash, train_budget)

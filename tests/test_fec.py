@@ -1,5 +1,4 @@
-"""Functional equivalence checking: the LRU reference values (reference §6.7), fingerprints, and
-the fitness cache's two keys."""
+"""Functional equivalence checking: the LRU reference values (reference §6.7) and fingerprints."""
 
 from types import SimpleNamespace
 
@@ -8,14 +7,12 @@ import pytest
 
 from azc.fec import (
     FORGET_EVERY,
-    FitnessCache,
     LRUCache,
     batch_fingerprints,
     combined_fingerprint,
     fingerprint,
     reference_errors,
     reference_fingerprint,
-    structure_key,
 )
 from azc.generator import linear_program
 from azc.hashing import structural_hash
@@ -93,30 +90,6 @@ def test_fingerprints_agree_on_programs_that_compute_alike():
     assert reference_fingerprint(once, tasks, 20) != reference_fingerprint(once, tasks, 10)
     other = program("    v1 = v1 + v1\n")
     assert reference_fingerprint(other, tasks, 20) != reference_fingerprint(once, tasks, 20)
-
-
-def test_fitness_cache_counts_hits_of_each_key():
-    cache = FitnessCache(size=100, forget_every=3)
-    key = structure_key(structural_hash(linear_program()), 100)
-    assert cache.structural(key) is None
-    assert cache.functional(42) is None
-    cache.store(0.75, key, 42)
-    assert cache.structural(key) == 0.75
-    assert cache.structural(structure_key(key[0], 0)) is None  # another budget, another key
-    assert cache.functional(42) == 0.75
-    assert cache.functional(42) == 0.75  # third count: forgotten
-    assert cache.functional(42) is None
-    stats = cache.stats
-    assert (stats.structural_lookups, stats.structural_hits) == (3, 1)
-    assert (stats.functional_lookups, stats.functional_hits) == (4, 2)
-    assert stats.structural_rate == 1 / 3 and stats.functional_rate == 0.5
-
-
-def test_fitness_cache_without_fec_never_answers_by_function():
-    cache = FitnessCache(functional=False)
-    cache.store(0.5, (1, 2), 42)
-    assert cache.functional(42) is None
-    assert cache.stats.functional_lookups == 0
 
 
 def padded(runs):
