@@ -12,6 +12,8 @@ line that is not a record of the right shape names its line and stops the reader
 
 import json
 import math
+import os
+import socket
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -233,7 +235,14 @@ def _status(run: Path, result: dict | None, now: float | None) -> dict:
                     "status_detail": "stopped early; continue it with `azc evolve --resume`"}
         detail = "solved" if result.get("solved") else "out of experiments or train steps"
         return {"status": "finished", "status_detail": detail}
-    # No pid is recorded, so a run that stopped without a word is told by its silence.
+    owner = _owner_alive(run)
+    if owner:
+        return {"status": "running", "status_detail": "its process is alive"}
+    if owner is False:
+        return {"status": "interrupted",
+                "status_detail": "its process ended without a result: stopped while it "
+                                 "started, or killed; continue it with `azc evolve --resume`"}
+    # Run on another machine (or by an azc without owner.json): told by its silence.
     now = time.time() if now is None else now
     files = [run / name for name in ("run.json", PROGRESS_LOG, "checkpoint.json", "best.az")]
     latest = max(file.stat().st_mtime for file in files if file.exists())
@@ -243,6 +252,24 @@ def _status(run: Path, result: dict | None, now: float | None) -> dict:
     return {"status": "interrupted",
             "status_detail": f"killed? no result and no activity for {quiet / 60:.0f} min; "
                              "continue it with `azc evolve --resume`"}
+
+
+def _owner_alive(run: Path) -> bool | None:
+    """Whether the process that runs `run` is alive; None if that cannot be told from here."""
+    try:
+        owner = json.loads((run / "owner.json").read_text(encoding="utf-8"))
+        host, pid = owner["host"], owner["pid"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's
+        return True
+    return True
 
 
 def _best_program(run: Path, result: dict | None) -> str | None:

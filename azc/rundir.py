@@ -9,6 +9,7 @@
     islands/island-N.json   with several islands (azc.islands): island N's own state, while
                       checkpoint.json holds the driver's
     result.json       the outcome, once the search ends
+    owner.json        the host and process id of the azc process running it (or that last did)
 
 Every file but progress.jsonl is replaced atomically (temp file, fsync, os.replace), so a run
 killed at any moment leaves the previous version whole. A killed run may leave a partial last
@@ -18,6 +19,7 @@ line in progress.jsonl; readers skip it. Nothing is pickled.
 import json
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -39,6 +41,9 @@ def write_atomic(path: Path, text: str):
         file.flush()
         os.fsync(file.fileno())
     os.replace(temp, path)
+
+
+OWNER_FILE = "owner.json"
 
 
 class RunDir(Monitor):
@@ -66,6 +71,12 @@ class RunDir(Monitor):
         source = os.path.abspath(experiment.path) if experiment.path else None
         write_atomic(self.path / "run.json", json.dumps(
             {"seed": seed, "experiment": source, "azc": __version__}, indent=1) + "\n")
+
+    def claim(self):
+        """Record this process as the run's: `azc show` tells a run that ended without a word
+        (a Ctrl-C while it started, a kill) by this process being gone."""
+        write_atomic(self.path / OWNER_FILE, json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid()}) + "\n")
 
     def load(self) -> tuple[Experiment, int, dict | None]:
         """The experiment, seed and latest checkpoint (None if none was written yet)."""
@@ -209,6 +220,8 @@ def evolve(experiment_path: str | Path, *, seed: int | None = None, out: str | P
         if rundir is not None:
             rundir.create(experiment, seed)
 
+    if rundir is not None:
+        rundir.claim()
     listeners = list(monitors) + ([rundir] if rundir is not None else [])
     options = dict(monitors=listeners, max_seconds=max_seconds,
                    checkpoint_seconds=checkpoint_seconds, engine=engine)

@@ -74,6 +74,10 @@ def test_stopped_by_the_time_limit(tmp_path):
 
 def test_without_a_result_running_or_killed(run):
     (run / "result.json").unlink()
+    RunDir(run).claim()
+    later = time.time() + 3600
+    assert summarize(run, now=later)["status"] == "running"  # its owner, this process, lives
+    (run / "owner.json").unlink()  # as a run on another machine: told by its silence
     summary = summarize(run)
     assert summary["status"] == "running"
     checkpoint = json.loads((run / "checkpoint.json").read_text())["outcome"]
@@ -89,6 +93,22 @@ def test_without_a_result_running_or_killed(run):
     for name in os.listdir(run):
         os.utime(run / name, (later - 3600 * 2, later - 3600 * 2))
     assert "killed?" in azc("show", run).output
+
+
+def test_a_run_whose_process_ended_without_a_result_is_interrupted_at_once(run):
+    # a Ctrl-C while islands started left no result, and show said "running" for 5 minutes
+    import subprocess
+    import sys
+
+    (run / "result.json").unlink()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    RunDir(run).claim()
+    owner = json.loads((run / "owner.json").read_text())
+    (run / "owner.json").write_text(json.dumps({**owner, "pid": int(ended.stdout)}))
+    summary = summarize(run)
+    assert summary["status"] == "interrupted", summary["status_detail"]
+    assert "ended without a result" in summary["status_detail"]
 
 
 def test_a_damaged_log_is_a_warning_not_a_failure(run):
