@@ -59,6 +59,10 @@ def user_errors(command):
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except MemoryError:  # what was written before stays, as for OSError
+            err.print("[bold red]error:[/] out of memory: fewer or smaller tasks, or a smaller "
+                      "population, may fit", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except OSError as error:  # what was written before stays: files are replaced atomically
             where = f"{error.filename}: " if error.filename else ""
             err.print(f"[bold red]error:[/] {escape(where + (error.strerror or str(error)))}",

@@ -32,13 +32,12 @@ from azc.config import FieldError, TomlFile, at_least, between, each, from_table
 from azc.errors import ConfigError
 from azc.fitness import COMBINE_MODES
 from azc.generator import INITIAL_POPULATIONS, baseline_program, linear_program, neural_net_program
-from azc.ir import COMPONENTS, MemoryShape
+from azc.ir import COMPONENTS, MAX_ADDRESSES, MemoryShape
 from azc.mutator import MUTATIONS, MutationSettings, check_settings
 from azc.ops import BY_NAME, op_named
 from azc.taskfile import task_specs_from_table
 from azc.tasks import TaskSpec
 
-MAX_ADDRESSES = 64  # per kind; the original compiles in at most 20 by default
 HAND_WRITTEN = {"linear": linear_program(), "neural_net": neural_net_program(),
                 "damaged_neural_net": neural_net_program(damaged=True)}
 

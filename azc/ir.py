@@ -55,6 +55,9 @@ def instruction_key(instruction: Instruction):
     return instruction
 
 
+MAX_ADDRESSES = 64  # per kind, in programs and experiments; the original compiles in 20
+
+
 @dataclass(frozen=True)
 class MemoryShape:
     """How many scalar, vector and matrix addresses a memory has."""

@@ -27,7 +27,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.indenter import Indenter
 
 from azc.errors import DataError, ParseError
-from azc.ir import COMPONENTS, Instruction, MemoryShape, Program
+from azc.ir import COMPONENTS, MAX_ADDRESSES, Instruction, MemoryShape, Program
 from azc.ops import OPS, Op, f32
 
 KIND_NAMES = {"s": "scalar", "v": "vector", "m": "matrix"}
@@ -344,6 +344,9 @@ def _instruction(tree: Tree, source: Source, memory: MemoryShape | None) -> Inst
 
 def _address(token: Token, source: Source, memory: MemoryShape | None) -> int:
     kind, address = token.value[0], int(token.value[1:])
+    if address >= MAX_ADDRESSES:
+        raise source.at(token, f"{token} is beyond the largest memory azc runs: "
+                               f"{kind}0 to {kind}{MAX_ADDRESSES - 1}")
     if memory is not None and address >= memory.size(kind):
         size, name = memory.size(kind), KIND_NAMES[kind]
         have = (f"{size} {PLURALS[kind]} ({kind}0 to {kind}{size - 1})" if size > 1

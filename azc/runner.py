@@ -16,7 +16,7 @@ from pathlib import Path
 
 from azc.errors import ConfigError
 from azc.fitness import Evaluation
-from azc.ir import MemoryShape, Program
+from azc.ir import MAX_ADDRESSES, MemoryShape, Program
 from azc.parse import parse_file
 from azc.reference import ReferenceEvaluator
 from azc.taskfile import FLAG_NAMES, load_task_file, make_collection, task_specs_from_flags
@@ -36,6 +36,8 @@ def parse_memory(text: str) -> MemoryShape:
     shape = MemoryShape(*(int(part) for part in parts))
     if shape.scalars < 2 or shape.vectors < 1:
         raise ConfigError(f"--memory: s0, s1 and v0 are reserved, so at least 2/1/0, got {text}")
+    if max(shape.scalars, shape.vectors, shape.matrices) > MAX_ADDRESSES:
+        raise ConfigError(f"--memory: at most {MAX_ADDRESSES} of each kind, got {text}")
     return shape
 
 

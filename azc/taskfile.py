@@ -30,6 +30,9 @@ from azc.errors import ConfigError
 SYNTHETIC_DEFAULTS = {"features": 4, "train": 1000, "valid": 100}
 TABLE_DEFAULT_FRACTIONS = {"train": 0.8, "valid": 0.2}
 NUM_TASKS = 10
+MAX_EXAMPLES = 1_000_000  # train or valid, per task
+MAX_TRAIN_STEPS = 100_000_000  # train x epochs, per task
+MAX_VALUES = 200_000_000  # features of a task list: 1.6 GB
 
 # Which options each kind reads; any other kind may not set them.
 KIND_OPTIONS = {
@@ -165,6 +168,19 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
     if train * table.epochs < tasks.MIN_TRAIN_STEPS:
         raise fail("train", f"train x epochs must be at least {tasks.MIN_TRAIN_STEPS}, "
                    f"got {train} x {table.epochs}")
+    # NOTE: tasks live in memory whole, with an order per epoch: past these, a typo (1e12)
+    # would end in an allocation failure rather than a message.
+    for key, count in (("train", train), ("valid", valid)):
+        if count > MAX_EXAMPLES:
+            raise fail(key, f"at most {MAX_EXAMPLES:,} examples per task, got {count:,}")
+    if train * table.epochs > MAX_TRAIN_STEPS:
+        raise fail("epochs", f"train x epochs must be at most {MAX_TRAIN_STEPS:,}, got "
+                   f"{train:,} x {table.epochs:,}")
+    values = table.num_tasks * (train + valid) * features
+    if values > MAX_VALUES:
+        raise fail("num_tasks", f"{table.num_tasks:,} tasks of {train + valid:,} examples of "
+                   f"{features} features are {values:,} numbers; azc holds at most "
+                   f"{MAX_VALUES:,} per task list")
 
     return tasks.TaskSpec(kind, features, train, valid, table.epochs, table.num_tasks,
                           tuple(table.param_seeds), tuple(table.data_seeds), eval_type, options)

@@ -143,6 +143,9 @@ ERRORS = [
     ("def learn():\n    s1 = dot(v1, x0)\n", 2, 18, ["unknown address `x0`"]),
     ("def learn():\n    x1 = 0.01\n", 2, 5, ["unknown address `x1`"]),
     ("def learn():\n    s1 = w2\n", 2, 10, ["unknown address `w2`"]),
+    # huge addresses made memories of terabytes
+    ("def learn():\n    s1 = dot(v0, v99999999999)\n", 2, 18, ["v99999999999", "v0 to v63"]),
+    ("def learn():\n    m64 = m0 + m0\n", 2, 5, ["m64", "m0 to m63"]),
 ]
 
 

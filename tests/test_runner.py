@@ -155,6 +155,10 @@ def test_parse_error(tmp_path):
     (["--tasks-file", "none.toml"], "none.toml: no such file"),
     (["--tasks-file", "none.toml", "--tasks", 3], "exclude each other"),
     (["--kind", "fixed"], "write them in a task file and pass --tasks-file"),
+    (["--train", "1e12"], "--train: at most 1,000,000 examples per task"),
+    (["--epochs", 10**6], "--epochs: train x epochs must be at most 100,000,000"),
+    (["--train", 10**6, "--tasks", 100], "--tasks: 100 tasks of 1,000,100 examples"),
+    (["--memory", "4/100000/1"], "--memory: at most 64 of each kind"),
 ])
 def test_bad_flags(program, args, message):
     assert message in " ".join(errors_of(program, *args).split())
