@@ -212,14 +212,16 @@ def _convert(value, hint, source: TomlFile, path: KeyPath):
     wrong = source.error(path, f"expected {_describe(hint)}, got {_kind_name(value)} {value!r}")
 
     if origin in (typing.Union, types.UnionType):
+        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, source, path)
-            except ConfigError:
-                pass
-        raise wrong
+            except ConfigError as error:
+                errors.append(error)
+        # One candidate (an optional table): its own error names the key inside that failed.
+        raise errors[0] if len(errors) == 1 else wrong
     if origin is Literal:
         if value in args and type(value) in {type(arg) for arg in args}:
             return value

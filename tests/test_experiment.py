@@ -109,6 +109,8 @@ def test_tiny_experiment_loads(tmp_path):
     (("[experiments]", "[hurdle]\nstage_tasks = 2\n\n[experiments]"), "hurdle.stage_tasks", 27),
     (("tournament_size = 4", "tournament_size = 40"), "evolution.tournament_size", 5),
     (("size = 3\n", "size = 100000\n"), "setup.size", 16),  # a typo, not gigabytes of programs
+    # an optional table's own error: was "fec: expected a table, got a table {...}"
+    (("[experiments]", "[fec]\ntrain = 0\n\n[experiments]"), "fec.train: must be between", 27),
 ])
 def test_bad_experiments_name_the_key_and_line(tmp_path, change, key, line):
     message = rejected(tmp_path, TINY.replace(*change, 1))
