@@ -598,7 +598,7 @@ class IslandSearch:
         return state
 
     def restore(self, state: dict, island_states: dict[int, dict],
-                reported: dict[int, int] | None = None):
+                reported: dict[int, int] | None = None, run: str | Path = "."):
         """Continue from `state()` and the islands' checkpoints (same experiment and seed).
 
         `reported`: island -> individuals the progress log records for it in the current
@@ -620,9 +620,9 @@ class IslandSearch:
         self._resume = state["experiment"]
         self._states = dict(island_states) if self._resume else {}
         if self._resume:
-            self._check_island_states(reported or {})
+            self._check_island_states(reported or {}, Path(run))
 
-    def _check_island_states(self, reported: dict[int, int]):
+    def _check_island_states(self, reported: dict[int, int], run: Path):
         """Refuse to resume when an island's checkpoint the driver counted on is gone."""
         index = self._resume["index"]
         counted = self._resume.get("island_individuals")
@@ -635,10 +635,11 @@ class IslandSearch:
         for island in range(self.islands):
             found = _island_individuals(self._states.get(island), index)
             if counted[island] is not None and found is None:
-                raise AzcError(f"islands/island-{island}.json: missing or of an earlier "
-                               f"experiment, though {where} {counted[island]:,} individuals of "
-                               f"island {island} in experiment {index}: its population is "
-                               "lost. Restore the file, or start a new run")
+                path = run / "islands" / f"island-{island}.json"
+                raise AzcError(f"{path}: missing or of an earlier experiment, though {where} "
+                               f"{counted[island]:,} individuals of island {island} in "
+                               f"experiment {index}: its population is lost. Restore the "
+                               "file, or start a new run")
 
 
 def island_search(experiment: Experiment, seed: int, *, workers: int | None = None,
@@ -677,7 +678,7 @@ def island_search(experiment: Experiment, seed: int, *, workers: int | None = No
             reported = {r["island"]: r.get("island_individuals", 0)
                         for r in read_progress(run) if r.get("experiment") == index
                         and "island" in r and "event" not in r}
-        search.restore(state, states, reported)
+        search.restore(state, states, reported, run if run is not None else ".")
     return search
 
 
@@ -705,8 +706,14 @@ def read_island_states(run: str | Path) -> dict[int, dict]:
     for path in sorted(Path(run, "islands").glob("island-*.json")):
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-            states[state["island"]] = state
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise AzcError(f"{path}: damaged ({error}); the run cannot be resumed from it. "
                            "Restore the file, or start a new run") from None
+        except OSError as error:
+            raise AzcError(f"{path}: cannot read: {error.strerror}") from None
+        island = state.get("island") if isinstance(state, dict) else None
+        if not isinstance(island, int) or isinstance(island, bool):
+            raise AzcError(f"{path}: not an island checkpoint (no island number); the run "
+                           "cannot be resumed from it. Restore the file, or start a new run")
+        states[island] = state
     return states

@@ -387,12 +387,18 @@ def test_resume_refuses_a_lost_or_damaged_island(tmp_path):
     run, _ = interrupted_island_run(tmp_path)
     island = run / "islands" / "island-1.json"
     text = island.read_text()
-    for damage in (lambda: island.write_text(text[: len(text) // 2]), island.unlink):
+    # (damage, what the message says): the whole path, and no KeyError's bare key
+    for damage, says in ((lambda: island.write_text(text[: len(text) // 2]), "damaged"),
+                         (lambda: island.write_text('{"x": 1}'), "not an island checkpoint"),
+                         (island.unlink, "missing"),
+                         (island.mkdir, "cannot read")):
         damage()
         result = CliRunner().invoke(app, ["evolve", "--resume", str(run), "--engine",
                                           "reference", "--max-time", "1"])
         assert result.exit_code == 2, result.output
-        assert "island-1.json" in result.output and "Traceback" not in result.output
+        assert str(island) in " ".join(result.output.split()), result.output
+        assert says in result.output and "Traceback" not in result.output
+    island.rmdir()
 
     # A checkpoint written before it counted each island's individuals: the log tells.
     checkpoint = json.loads((run / "checkpoint.json").read_text())
