@@ -157,9 +157,9 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
         for key, count, other in (("train", train, "valid"), ("valid", valid, "train")):
             if count < 1:
                 taken = valid if other == "valid" else train
-                if getattr(table, key) is None:
-                    raise fail(key, f"no {key} examples left: the file has {len(labels)} rows "
-                               f"and {other} takes {taken}")
+                if getattr(table, key) is None:  # what the user gave left none
+                    raise fail(other, f"{taken} {other} examples leave no {key} examples: the "
+                               f"file has {len(labels)} rows")
                 raise fail(key, f"gives {count} of the file's {len(labels)} rows; a task "
                            f"needs at least one {key} example")
     if features not in tasks.FEATURE_SIZES:

@@ -61,8 +61,8 @@ num_tasks = 1
     np.testing.assert_allclose(task.train_features.mean(axis=0), 0.0, atol=1e-12)
 
     whole = '[[tasks]]\nkind = "csv"\ntrain = 50\npath = "data/d.csv"\n'
-    with pytest.raises(ConfigError, match=r"tasks.toml:1: tasks\[0\].valid: no valid examples "
-                       r"left: the file has 50 rows and train takes 50"):
+    with pytest.raises(ConfigError, match=r"tasks.toml:3: tasks\[0\].train: 50 train examples "
+                       r"leave no valid examples: the file has 50 rows"):
         load_task_file(write(tmp_path, whole))
     tiny = '[[tasks]]\nkind = "csv"\nvalid = 0.001\npath = "data/d.csv"\n'
     with pytest.raises(ConfigError, match=r"tasks\[0\].valid: gives 0 of the file's 50 rows"):
