@@ -22,6 +22,7 @@ from pathlib import Path
 from azc.errors import AzcError
 
 PROGRESS_LOG = "progress.jsonl"
+OWNER_FILE = "owner.json"  # host and pid of the process running the run (azc.rundir)
 
 # Fields a record must have, and whether each is a whole number (else any real number).
 REPORT_FIELDS = {"experiment": True, "individuals": True, "seconds": False, "best": False,
@@ -257,7 +258,7 @@ def _status(run: Path, result: dict | None, now: float | None) -> dict:
 def _owner_alive(run: Path) -> bool | None:
     """Whether the process that runs `run` is alive; None if that cannot be told from here."""
     try:
-        owner = json.loads((run / "owner.json").read_text(encoding="utf-8"))
+        owner = json.loads((run / OWNER_FILE).read_text(encoding="utf-8"))
         host, pid = owner["host"], owner["pid"]
     except (OSError, ValueError, TypeError, KeyError):
         return None

@@ -28,6 +28,7 @@ from azc.config import read_toml
 from azc.errors import AzcError
 from azc.experiment import Experiment, experiment_from, load_experiment
 from azc.printer import format_program
+from azc.report import OWNER_FILE
 from azc.search import Monitor, Search
 
 log = logging.getLogger("azc")
@@ -41,9 +42,6 @@ def write_atomic(path: Path, text: str):
         file.flush()
         os.fsync(file.fileno())
     os.replace(temp, path)
-
-
-OWNER_FILE = "owner.json"
 
 
 class RunDir(Monitor):
