@@ -154,9 +154,9 @@ def _spec_from(table: TaskTable, given: set[str], source: TomlFile, where: KeyPa
             train = len(labels) - valid
         elif table.valid is None and table.train is not None:
             valid = len(labels) - train
-        for key, count, other in (("train", train, "valid"), ("valid", valid, "train")):
+        for key, count, other, taken in (("train", train, "valid", valid),
+                                         ("valid", valid, "train", train)):
             if count < 1:
-                taken = valid if other == "valid" else train
                 if getattr(table, key) is None:  # what the user gave left none
                     raise fail(other, f"{taken} {other} examples leave no {key} examples: the "
                                f"file has {len(labels)} rows")
