@@ -38,6 +38,10 @@ from azc.ops import BY_NAME, op_named
 from azc.taskfile import task_specs_from_table
 from azc.tasks import TaskSpec
 
+# NOTE: the paper's populations hold 100 to 1,000 programs; a million is gigabytes, so more
+# is taken for a typo and refused, not run out of memory.
+MAX_POPULATION = 1_000_000
+
 HAND_WRITTEN = {"linear": linear_program(), "neural_net": neural_net_program(),
                 "damaged_neural_net": neural_net_program(damaged=True)}
 
@@ -58,7 +62,7 @@ def _known_mutation(name):
 
 @dataclass(frozen=True)
 class Evolution:
-    population_size: int = setting(1000, at_least(2), "individuals kept alive")
+    population_size: int = setting(1000, between(2, MAX_POPULATION), "individuals kept alive")
     tournament_size: int = setting(10, at_least(1), "draws per tournament")
     initial_population: Literal[INITIAL_POPULATIONS] = setting("noop")
     mutations: list[str] = setting(["alter_param", "randomize_instruction",

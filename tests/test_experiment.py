@@ -109,6 +109,7 @@ def test_tiny_experiment_loads(tmp_path):
     (("[experiments]", "[hurdle]\nstage_tasks = 2\n\n[experiments]"), "hurdle.stage_tasks", 27),
     (("tournament_size = 4", "tournament_size = 40"), "evolution.tournament_size", 5),
     (("size = 3\n", "size = 100000\n"), "setup.size", 16),  # a typo, not gigabytes of programs
+    (("population_size = 20", "population_size = 1000000000"), "evolution.population_size", 4),
     # an optional table's own error: was "fec: expected a table, got a table {...}"
     (("[experiments]", "[fec]\ntrain = 0\n\n[experiments]"), "fec.train: must be between", 27),
 ])
